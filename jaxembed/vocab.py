@@ -222,6 +222,10 @@ class Vocab:
     def __hash__(self) -> int:
         return hash((self.index_to_key, self.specials, self.counts.tobytes()))
 
+    def __reduce__(self):
+        # Pickle through the constructor, so that a copy is validated and its counts read-only.
+        return (type(self), (self.index_to_key, self.counts, self.specials))
+
     def __repr__(self) -> str:
         head = ", ".join(repr(t) for t in self.index_to_key[:8])
         more = ", ..." if len(self) > 8 else ""
@@ -288,7 +292,9 @@ class Vocab:
         Tokens containing a tab, newline or carriage return cannot be written: ValueError.
 
         Example:
-          >>> vocab.save("vocab.tsv"); Vocab.load("vocab.tsv") == vocab
+          >>> vocab = Vocab.build(["to", "be", "or", "not", "to", "be"])
+          >>> vocab.save("vocab.tsv")
+          >>> Vocab.load("vocab.tsv") == vocab
           True
         """
         for i, token in enumerate(self.index_to_key):
@@ -316,7 +322,8 @@ class Vocab:
         or malformed file, a bad count or a duplicate token.
 
         Example:
-          >>> vocab = Vocab.load("vocab.tsv")
+          >>> Vocab.load("vocab.tsv").index_to_key  # the file written in `save`'s example
+          ('be', 'not', 'or', 'to')
         """
         path = os.fspath(path)
         with open(path, "rb") as f:

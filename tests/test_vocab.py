@@ -3,6 +3,7 @@
 import collections
 import dataclasses
 import os
+import pickle
 import tempfile
 
 import jax.numpy as jnp
@@ -203,6 +204,13 @@ def test_vocab_is_immutable_and_does_not_alias_input():
     assert vocab == Vocab.from_keys(["a", "b"], [4, 5])
     assert hash(vocab) == hash(Vocab.from_keys(["a", "b"], [4, 5]))
     assert vocab != Vocab.from_keys(["a", "b"], [4, 6])
+
+
+def test_pickle_copy_is_equal_and_read_only():
+    vocab = Vocab.build(CORPUS, specials=(UNK,))
+    copy = pickle.loads(pickle.dumps(vocab))
+    assert copy == vocab and copy.specials == (UNK,) and not copy.counts.flags.writeable
+    assert copy.encode(["zebra", "cat"]).tolist() == vocab.encode(["zebra", "cat"]).tolist()
 
 
 token_lists = st.lists(st.text(), min_size=1, max_size=20)
