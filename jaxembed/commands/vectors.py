@@ -1,0 +1,243 @@
+"""`jaxembed similar | analogy | evaluate | export`: use, score and convert word vectors.
+
+VECTORS is a word2vec/GloVe file, a pretrained name ("glove-6b-50d") or a `jaxembed train` output
+directory. Tables go to stdout, progress lines to stderr, so `--json` output can be piped.
+
+    jaxembed similar glove-6b-50d tower computer
+    jaxembed analogy glove-6b-50d man king woman          # man : king = woman : ?  -> queen
+    jaxembed evaluate glove-6b-50d --json
+    jaxembed export glove-6b-50d --limit 10000 --format projector --out projector/
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+
+_VECTORS_HELP = (
+    'word2vec text/binary or GloVe file (.gz/.bz2/.xz too), a pretrained name ("glove-6b-50d") '
+    "or an output directory of `jaxembed train`"
+)
+_EXPORT_FORMATS = ("word2vec", "word2vec-binary", "glove", "projector")
+# The three standard benchmarks gensim ships, as (jaxembed.evaluate.BENCHMARKS name, kind).
+_BENCHMARKS = (
+    ("questions-words", "analogies"),
+    ("wordsim353", "pairs"),
+    ("simlex999", "pairs"),
+)
+
+
+def register(subparsers) -> None:
+    """Adds the similar, analogy, evaluate and export subcommands."""
+    p = subparsers.add_parser(
+        "similar", help="nearest neighbours of words", description="Nearest neighbours (cosine)."
+    )
+    _add_vectors(p)
+    p.add_argument("words", metavar="WORD", nargs="+", help="query words, one table each")
+    _add_topn_json(p)
+    p.set_defaults(func=run_similar)
+
+    p = subparsers.add_parser(
+        "analogy",
+        help="A is to B as C is to ?",
+        description="A is to B as C is to ?: the words nearest to B - A + C (3CosAdd, as gensim).",
+    )
+    _add_vectors(p)
+    for name in ("a", "b", "c"):
+        p.add_argument(name, metavar=name.upper())
+    _add_topn_json(p)
+    p.set_defaults(func=run_analogy)
+
+    p = subparsers.add_parser(
+        "evaluate",
+        help="Google analogies, WordSim-353, SimLex-999",
+        description="Scores on the standard benchmarks, computed as gensim computes them.",
+    )
+    _add_vectors(p)
+    p.add_argument(
+        "--restrict-vocab",
+        type=int,
+        default=30000,
+        metavar="N",
+        help="analogies use only the N first (most frequent) words, as is customary (default "
+        "30000); word pairs use gensim's default of 300000",
+    )
+    p.add_argument("--json", action="store_true", help="print one JSON object instead of a table")
+    p.set_defaults(func=run_evaluate)
+
+    p = subparsers.add_parser(
+        "export",
+        help="convert vectors to another format",
+        description="Write vectors as word2vec text/binary, GloVe text, or vectors.tsv + "
+        "metadata.tsv for the TensorFlow Embedding Projector (projector.tensorflow.org).",
+    )
+    _add_vectors(p)
+    p.add_argument("--format", required=True, choices=_EXPORT_FORMATS)
+    p.add_argument(
+        "--out",
+        required=True,
+        metavar="PATH",
+        help="output file (.gz/.bz2/.xz compresses); a directory for --format projector",
+    )
+    p.set_defaults(func=run_export)
+
+
+def _add_vectors(p: argparse.ArgumentParser) -> None:
+    p.add_argument("vectors", metavar="VECTORS", help=_VECTORS_HELP)
+    p.add_argument(
+        "--limit",
+        type=int,
+        default=None,
+        metavar="N",
+        help="load only the first N vectors (faster on big files, which list frequent words first)",
+    )
+
+
+def _add_topn_json(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--topn", type=int, default=10, help="neighbours to show (default 10)")
+    p.add_argument("--json", action="store_true", help="print JSON instead of a table")
+
+
+# ---------------------------------------------------------------------------- commands
+
+
+def run_similar(args: argparse.Namespace) -> int:
+    from jaxembed.vectors import most_similar
+
+    table_VxD, vocab = _load(args)
+    results = {w: most_similar(table_VxD, vocab, positive=[w], topn=args.topn) for w in args.words}
+    if args.json:
+        print(json.dumps(results, ensure_ascii=False))
+        return 0
+    for word, neighbours in results.items():
+        _print_neighbours(f"nearest to {word!r}", neighbours)
+    return 0
+
+
+def run_analogy(args: argparse.Namespace) -> int:
+    from jaxembed.vectors import most_similar
+
+    table_VxD, vocab = _load(args)
+    answers = most_similar(
+        table_VxD, vocab, positive=[args.b, args.c], negative=[args.a], topn=args.topn
+    )
+    if args.json:
+        print(json.dumps({"a": args.a, "b": args.b, "c": args.c, "answers": answers}))
+        return 0
+    title = f"{args.a} is to {args.b} as {args.c} is to ?   ({args.b} - {args.a} + {args.c})"
+    _print_neighbours(title, answers)
+    return 0
+
+
+def run_evaluate(args: argparse.Namespace) -> int:
+    from jaxembed.evaluate import benchmark_path, evaluate_analogies, evaluate_word_pairs
+
+    table_VxD, vocab = _load(args)
+    results = {}
+    for name, kind in _BENCHMARKS:
+        start = time.perf_counter()
+        try:
+            if kind == "analogies":
+                raw = evaluate_analogies(
+                    table_VxD, vocab, benchmark_path(name), restrict_vocab=args.restrict_vocab
+                )
+                result = _analogy_summary(raw)
+            else:
+                result = _pairs_summary(evaluate_word_pairs(table_VxD, vocab, benchmark_path(name)))
+        except ValueError as err:  # e.g. no benchmark word is in a small trained vocabulary
+            result = {"error": str(err)}
+        result["seconds"] = round(time.perf_counter() - start, 3)
+        results[name] = result
+    if args.json:
+        summary = {"vectors": args.vectors, "words": len(vocab), "dim": int(table_VxD.shape[1])}
+        summary |= {"restrict_vocab": args.restrict_vocab, "benchmarks": results}
+        print(json.dumps(summary, ensure_ascii=False))
+        return 0
+    rows = []
+    for name, r in results.items():
+        if "error" in r:
+            rows.append((name, "-", "-", "-", "-", f"{r['seconds']:.1f}"))
+            continue
+        metric = "accuracy" if "accuracy" in r else "spearman"
+        used = f"{r['correct']}/{r['attempted']}" if metric == "accuracy" else str(r["pairs"])
+        score = f"{r[metric]:.4f}"
+        rows.append((name, metric, score, used, f"{r['oov_ratio']:.1f}", f"{r['seconds']:.1f}"))
+    print(_table(("benchmark", "metric", "score", "used", "oov %", "seconds"), rows, "<<>>>>"))
+    for name, r in results.items():
+        if "error" in r:
+            print(f"{name}: not scored - {r['error']}")
+    return 0
+
+
+def run_export(args: argparse.Namespace) -> int:
+    from jaxembed.io import export_projector, save_vectors
+
+    table_VxD, vocab = _load(args)
+    if args.format == "projector":
+        paths = export_projector(table_VxD, vocab, args.out)
+        where = " and ".join(str(p) for p in paths)
+    else:
+        save_vectors(table_VxD, vocab, args.out, format=args.format)
+        where = args.out
+    print(f"wrote {len(vocab)} vectors of {table_VxD.shape[1]} values ({args.format}) to {where}")
+    return 0
+
+
+# ---------------------------------------------------------------------------- helpers
+
+
+def _load(args: argparse.Namespace):
+    from jaxembed.io import load_vectors
+
+    start = time.perf_counter()
+    try:
+        table_VxD, vocab = load_vectors(args.vectors, limit=args.limit)
+    except ImportError as err:  # the optional GloVe package: the message says what to install
+        raise ValueError(str(err)) from err
+    seconds = time.perf_counter() - start
+    print(
+        f"loaded {len(vocab)} vectors of {table_VxD.shape[1]} values from {args.vectors} "
+        f"in {seconds:.1f} s",
+        file=sys.stderr,
+    )
+    return table_VxD, vocab
+
+
+def _analogy_summary(raw: dict) -> dict:
+    keep = ("accuracy", "correct", "incorrect", "attempted", "questions", "oov", "oov_ratio")
+    sections = {
+        s["section"]: {k: s[k] for k in ("accuracy", "correct", "incorrect")}
+        for s in raw["sections"]
+    }
+    return {k: raw[k] for k in keep} | {"sections": sections}
+
+
+def _pairs_summary(raw: dict) -> dict:
+    return {
+        "spearman": raw["spearman"][0],
+        "spearman_p": raw["spearman"][1],
+        "pearson": raw["pearson"][0],
+        "pearson_p": raw["pearson"][1],
+        "pairs": raw["pairs"],
+        "oov": raw["oov"],
+        "oov_ratio": raw["oov_ratio"],
+    }
+
+
+def _print_neighbours(title: str, neighbours: list[tuple[str, float]]) -> None:
+    rows = [(str(rank), word, f"{score:.4f}") for rank, (word, score) in enumerate(neighbours, 1)]
+    print(title)
+    print(_table(("rank", "word", "cosine"), rows, "><>"))
+    print()
+
+
+def _table(headers: tuple[str, ...], rows: list[tuple[str, ...]], align: str) -> str:
+    """Plain-text columns; `align` has one "<" (left) or ">" (right) per column."""
+    widths = [max(len(c) for c in column) for column in zip(headers, *rows, strict=True)]
+    lines = [
+        "  ".join(f"{c:{a}{w}}" for c, a, w in zip(row, align, widths, strict=True)).rstrip()
+        for row in (headers, *rows)
+    ]
+    return "\n".join(lines)
