@@ -1,0 +1,1 @@
+"""Subcommands of the `jaxembed` command line (see `jaxembed/cli.py`)."""
