@@ -1,0 +1,568 @@
+"""Tests for jaxembed.data: reading corpora, word2vec sampling, batches, prefetching, bad input."""
+
+import bz2
+import collections
+import gzip
+import itertools
+import lzma
+import os
+import threading
+
+import gensim
+import jax
+import numpy as np
+import pytest
+from gensim.test.utils import datapath
+
+from jaxembed import data
+from jaxembed.data import (
+    Corpus,
+    cbow_batches,
+    estimate_num_batches,
+    keep_probabilities,
+    load_corpus,
+    next_token_batches,
+    noise_distribution,
+    prefetch,
+    read_corpus,
+    save_corpus,
+    skipgram_batches,
+)
+from jaxembed.positions import sliding_windows
+
+LEE = datapath("lee_background.cor")  # 300 lines, 59,890 words of news text, shipped with gensim
+TEXT = "the cat sat on the mat\nthe dog sat\n\n  a cat and a dog  \r\nthe end"
+
+
+def write(path, text, opener=open):
+    with opener(path, "wb") as f:
+        f.write(text.encode() if isinstance(text, str) else text)
+    return str(path)
+
+
+def sentences(corpus):
+    """The corpus as lists of words, one per sentence (brute force view)."""
+    starts = corpus.sentence_starts
+    return [corpus.vocab.decode(corpus.ids_N[a:b]) for a, b in itertools.pairwise(starts)]
+
+
+def make_corpus(sentence_words, vocab_size):
+    """A Corpus from lists of word IDs, with made-up counts (the ID order stays as given)."""
+    keys = tuple(f"w{i}" for i in range(vocab_size))
+    ids = np.concatenate([np.asarray(s, np.int32) for s in sentence_words])
+    counts = np.bincount(ids, minlength=vocab_size) + 1
+    starts = np.concatenate([[0], np.cumsum([len(s) for s in sentence_words])])
+    return Corpus(data.Vocab.from_keys(keys, counts), ids, starts, len(ids))
+
+
+def random_corpus(n_sentences=40, vocab_size=32, seed=0):
+    rng = np.random.default_rng(seed)
+    lengths = rng.integers(1, 30, n_sentences)
+    # Zipf-like draws, so that subsampling has frequent words to drop.
+    probs = 1.0 / np.arange(1, vocab_size + 1)
+    return make_corpus(
+        [rng.choice(vocab_size, n, p=probs / probs.sum()) for n in lengths], vocab_size
+    )
+
+
+def assert_corpora_equal(a, b):
+    assert a.vocab == b.vocab
+    np.testing.assert_array_equal(a.ids_N, b.ids_N)
+    np.testing.assert_array_equal(a.sentence_starts, b.sentence_starts)
+    assert (a.n_raw_words, a.n_undecodable) == (b.n_raw_words, b.n_undecodable)
+
+
+# ---------------------------------------------------------------------------- reading
+
+
+@pytest.mark.parametrize(
+    "name, opener",
+    [
+        ("c.txt.xz", lzma.open),
+        ("c.txt.gz", gzip.open),
+        ("c.txt.bz2", bz2.open),
+        ("c.gz.txt", gzip.open),
+    ],
+)
+def test_compressed_files_read_like_plain(tmp_path, name, opener):
+    plain = read_corpus(write(tmp_path / "c.txt", TEXT), min_count=1)
+    assert_corpora_equal(read_corpus(write(tmp_path / name, TEXT, opener), min_count=1), plain)
+
+
+def test_sentences_are_lines_without_rare_words(tmp_path):
+    corpus = read_corpus(write(tmp_path / "c.txt", TEXT), min_count=2)
+    assert sorted(corpus.vocab.index_to_key) == ["a", "cat", "dog", "sat", "the"]
+    assert sentences(corpus) == [
+        ["the", "cat", "sat", "the"],
+        ["the", "dog", "sat"],
+        ["a", "cat", "a", "dog"],
+        ["the"],
+    ]
+    assert corpus.n_raw_words == len(TEXT.split())
+    assert corpus.ids_N.dtype == np.int32 and corpus.sentence_starts.dtype == np.int64
+
+
+@pytest.mark.parametrize("min_count, max_size", [(1, None), (5, None), (5, 100), (20, 7)])
+def test_vocab_and_ids_match_counter_and_gensim_line_sentence(min_count, max_size):
+    counts = collections.Counter(open(LEE, "rb").read().decode().split())
+    corpus = read_corpus(LEE, min_count=min_count, max_size=max_size)
+    kept = sorted(((-c, w) for w, c in counts.items() if c >= min_count))[:max_size]
+    assert corpus.vocab.index_to_key == tuple(w for _, w in kept)
+    assert corpus.vocab.counts.tolist() == [-c for c, _ in kept]
+    lines = gensim.models.word2vec.LineSentence(LEE)
+    expected = [[w for w in line if w in corpus.vocab] for line in lines]
+    assert sentences(corpus) == [s for s in expected if s]
+    assert corpus.n_raw_words == sum(counts.values())
+
+
+def test_vocabulary_equals_gensims():
+    model = gensim.models.Word2Vec(min_count=5)
+    model.build_vocab(gensim.models.word2vec.LineSentence(LEE))
+    corpus = read_corpus(LEE, min_count=5)
+    gensim_counts = {w: model.wv.get_vecattr(w, "count") for w in model.wv.index_to_key}
+    assert (
+        dict(zip(corpus.vocab.index_to_key, corpus.vocab.counts.tolist(), strict=True))
+        == gensim_counts
+    )
+
+
+@pytest.mark.parametrize("block_bytes", [1, 5, 64, 1 << 20])
+def test_block_boundaries_never_split_words_or_characters(tmp_path, monkeypatch, block_bytes):
+    text = "café naïve 東京 x\n" * 7 + "ünïcödé  words\tand\x0btabs \n\n end"
+    monkeypatch.setattr(data, "_BLOCK_BYTES", block_bytes)
+    corpus = read_corpus(write(tmp_path / "c.txt", text), min_count=1)
+    assert sentences(corpus) == [line.split() for line in text.split("\n") if line.split()]
+    assert corpus.n_undecodable == 0
+
+
+@pytest.mark.parametrize("n_words, max_length", [(25_000, 10_000), (10_000, 10_000), (7, 3)])
+def test_one_long_line_without_newline_is_cut_into_sentences(
+    tmp_path, monkeypatch, n_words, max_length
+):
+    monkeypatch.setattr(data, "_BLOCK_BYTES", 4096)  # many blocks, as text8's 100 MB line
+    words = [f"w{i % 97}" for i in range(n_words)]
+    corpus = read_corpus(
+        write(tmp_path / "text8", " ".join(words)), min_count=1, max_sentence_length=max_length
+    )
+    expected = [words[i : i + max_length] for i in range(0, n_words, max_length)]
+    assert sentences(corpus) == expected
+
+
+def test_sentence_pieces_are_cut_before_dropping_rare_words(tmp_path):
+    # gensim cuts the raw line into pieces first, then drops unknown words within each piece.
+    corpus = read_corpus(
+        write(tmp_path / "c.txt", "a a rare a odd a"), min_count=2, max_sentence_length=3
+    )
+    assert sentences(corpus) == [["a", "a"], ["a", "a"]]
+
+
+def test_several_files_end_their_lines_at_file_ends(tmp_path):
+    paths = [write(tmp_path / "1.txt", "a b"), write(tmp_path / "2.txt.gz", "c d\n", gzip.open)]
+    corpus = read_corpus(paths, min_count=1)
+    assert sentences(corpus) == [["a", "b"], ["c", "d"]]
+
+
+def test_byte_order_mark_is_not_part_of_a_word(tmp_path):
+    corpus = read_corpus(write(tmp_path / "c.txt", b"\xef\xbb\xbfhello world"), min_count=1)
+    assert sorted(corpus.vocab.index_to_key) == ["hello", "world"]
+
+
+def test_undecodable_bytes_are_replaced_counted_and_reported(tmp_path):
+    raw = (
+        b"caf\xe9 ok ok \xff\xfe ok\n" + "\ufffd stays".encode()
+    )  # the last U+FFFD is genuine text
+    with pytest.warns(
+        UnicodeWarning, match=r"3 invalid UTF-8 byte sequences .* replaced by U\+FFFD"
+    ):
+        corpus = read_corpus(write(tmp_path / "c.txt", raw), min_count=1)
+    assert corpus.n_undecodable == 3
+    assert sentences(corpus) == [
+        ["caf\ufffd", "ok", "ok", "\ufffd\ufffd", "ok"],
+        ["\ufffd", "stays"],
+    ]
+
+
+# ---------------------------------------------------------------------------- cache files
+
+
+def test_cache_dir_writes_a_memmap_and_is_reused(tmp_path, monkeypatch):
+    path = write(tmp_path / "c.txt", TEXT)
+    in_memory = read_corpus(path, min_count=1)
+    cached = read_corpus(path, min_count=1, cache_dir=tmp_path / "cache")
+    assert isinstance(cached.ids_N, np.memmap)
+    assert_corpora_equal(cached, in_memory)
+    assert sorted(os.listdir(tmp_path / "cache")) == sorted(data._CACHE_FILES)  # no temporary left
+
+    def no_reading(*args):
+        raise AssertionError("the cache should have been used")
+
+    monkeypatch.setattr(data, "_read", no_reading)
+    assert_corpora_equal(read_corpus(path, min_count=1, cache_dir=tmp_path / "cache"), in_memory)
+    with pytest.raises(AssertionError, match="cache"):  # other settings: read again
+        read_corpus(path, min_count=2, cache_dir=tmp_path / "cache")
+
+
+def test_save_and_load_round_trip(tmp_path):
+    corpus = read_corpus(LEE, min_count=3)
+    save_corpus(corpus, tmp_path / "saved")
+    for mmap in (True, False):
+        assert_corpora_equal(load_corpus(tmp_path / "saved", mmap=mmap), corpus)
+    with pytest.raises(FileNotFoundError, match="save_corpus"):
+        load_corpus(tmp_path / "nothing")
+
+
+# ---------------------------------------------------------------------------- word2vec sampling
+
+
+@pytest.mark.parametrize("sample", [1e-3, 1e-4, 1e-5])
+def test_keep_probabilities_equal_gensims_sample_int(sample):
+    model = gensim.models.Word2Vec(min_count=5, sample=sample)
+    model.build_vocab(gensim.models.word2vec.LineSentence(LEE))
+    corpus = read_corpus(LEE, min_count=5)
+    keep_V = keep_probabilities(corpus.vocab.counts, sample)
+    ours = {w: np.uint32(p * (2**32 - 1)) for w, p in zip(corpus.vocab, keep_V, strict=True)}
+    assert ours == {w: model.wv.get_vecattr(w, "sample_int") for w in model.wv.index_to_key}
+    assert keep_V.min() < 1.0  # the comparison covered subsampled words
+
+
+def test_keep_probabilities_without_sampling_keep_everything():
+    np.testing.assert_array_equal(keep_probabilities(np.array([10**6, 3, 0]), 0.0), [1.0, 1.0, 1.0])
+
+
+def test_noise_distribution_is_counts_to_the_power_normalised():
+    counts = np.array([16, 1, 0, 81])
+    expected = np.array([8.0, 1.0, 0.0, 27.0]) / 36.0  # 16**.75, 1, 0, 81**.75
+    np.testing.assert_allclose(noise_distribution(counts), expected, rtol=1e-6)
+    assert noise_distribution(counts).dtype == np.float32
+
+
+def test_noise_distribution_matches_gensims_cum_table():
+    model = gensim.models.Word2Vec(min_count=5)
+    model.build_vocab(gensim.models.word2vec.LineSentence(LEE))
+    counts = [model.wv.get_vecattr(w, "count") for w in model.wv.index_to_key]
+    gensim_probs = np.diff(model.cum_table, prepend=0) / (2**31 - 1)
+    np.testing.assert_allclose(noise_distribution(counts), gensim_probs, atol=2e-9)
+
+
+# ---------------------------------------------------------------------------- batches
+
+
+def real_rows(batches, key):
+    return np.concatenate([b[key][b["mask_B"] == 1] for b in batches])
+
+
+def word2vec_draws(corpus, window, sample, seed, epoch):
+    """Per sentence: the words subsampling keeps and their window reaches, drawn as the
+    generator draws them for chunk 0 (all of a tiny corpus): keep, then reach = window - b."""
+    rng = np.random.default_rng([seed, epoch, 0])
+    keep_V = keep_probabilities(corpus.vocab.counts, sample)
+    kept = [np.asarray(corpus.ids_N[a:b]) for a, b in itertools.pairwise(corpus.sentence_starts)]
+    if sample:
+        masks = np.split(
+            rng.random(len(corpus.ids_N)) < keep_V[corpus.ids_N], corpus.sentence_starts[1:-1]
+        )
+        kept = [s[m] for s, m in zip(kept, masks, strict=True)]
+    reach = window - rng.integers(0, window, sum(map(len, kept)), dtype=np.int32)
+    return zip(kept, np.split(reach, np.cumsum([len(s) for s in kept])[:-1]), strict=True)
+
+
+def word2vec_windows(corpus, window, sample, seed, epoch):
+    """word2vec's loop, one center at a time: yields (center, its context words)."""
+    for words, reaches in word2vec_draws(corpus, window, sample, seed, epoch):
+        for i, r in enumerate(reaches):
+            context = [
+                int(words[j]) for j in range(max(i - r, 0), min(i + r + 1, len(words))) if j != i
+            ]
+            yield int(words[i]), context
+
+
+@pytest.mark.parametrize("window", [1, 2, 5])
+@pytest.mark.parametrize("sample", [0.0, 1e-2])
+def test_skipgram_pairs_equal_word2vec_loop(window, sample):
+    corpus = random_corpus()
+    expected = collections.Counter(
+        (center, c)
+        for center, context in word2vec_windows(corpus, window, sample, 3, 1)
+        for c in context
+    )
+    batches = list(skipgram_batches(corpus, window, sample, 16, seed=3, epoch=1, epochs=2))
+    pairs = zip(
+        real_rows(batches, "center_B").tolist(),
+        real_rows(batches, "context_B").tolist(),
+        strict=True,
+    )
+    assert collections.Counter(pairs) == expected
+
+
+@pytest.mark.parametrize("window", [1, 3])
+@pytest.mark.parametrize("sample", [0.0, 1e-2])
+def test_cbow_examples_equal_word2vec_loop(window, sample):
+    corpus = random_corpus(seed=1)
+    expected = collections.Counter(
+        (center, tuple(sorted(context)))
+        for center, context in word2vec_windows(corpus, window, sample, 0, 0)
+        if context  # a center without context words teaches nothing: no example
+    )
+    batches = list(cbow_batches(corpus, window, sample, 8, seed=0, epoch=0))
+    got = collections.Counter()
+    for batch in batches:
+        real = batch["mask_B"] == 1
+        for center, context, mask in zip(
+            batch["center_B"][real],
+            batch["context_BxC"][real],
+            batch["context_mask_BxC"][real],
+            strict=True,
+        ):
+            got[(int(center), tuple(sorted(context[mask == 1].tolist())))] += 1
+    assert got == expected
+    assert batches[0]["context_BxC"].shape == (8, 2 * window)
+
+
+@pytest.mark.parametrize("make", [skipgram_batches, cbow_batches])
+def test_windows_never_cross_sentences(make):
+    # Sentence s uses only the words 4s..4s+3: any example mixing two groups crossed a boundary.
+    rng = np.random.default_rng(0)
+    corpus = make_corpus([rng.integers(4 * s, 4 * s + 4, 12) for s in range(8)], 32)
+    for batch in make(corpus, 5, 0.0, 64, seed=0, epoch=0, chunk_tokens=20):
+        real = batch["mask_B"] == 1
+        group = batch["center_B"][real] // 4
+        if "context_B" in batch:
+            assert np.array_equal(batch["context_B"][real] // 4, group)
+        else:
+            context_mask = batch["context_mask_BxC"][real] == 1
+            assert np.all((batch["context_BxC"][real] // 4 == group[:, None]) | ~context_mask)
+
+
+BATCHES = {
+    "skipgram": lambda c, seed, epoch, **kw: skipgram_batches(
+        c, 3, 1e-2, 8, seed, epoch, chunk_tokens=64, **kw
+    ),
+    "cbow": lambda c, seed, epoch, **kw: cbow_batches(
+        c, 3, 1e-2, 8, seed, epoch, chunk_tokens=64, **kw
+    ),
+    "next-token": lambda c, seed, epoch, **kw: next_token_batches(c, 4, 8, seed, epoch, **kw),
+}
+
+
+def assert_batches_equal(a, b):
+    assert len(a) == len(b)
+    for x, y in zip(a, b, strict=True):
+        assert x.keys() == y.keys()
+        for key in x:
+            np.testing.assert_array_equal(x[key], y[key], err_msg=key)
+
+
+@pytest.mark.parametrize("objective", BATCHES)
+def test_same_seed_same_batches_other_seed_or_epoch_others(objective):
+    corpus, make = random_corpus(), BATCHES[objective]
+    first = list(make(corpus, 0, 0, epochs=2))
+    assert_batches_equal(list(make(corpus, 0, 0, epochs=2)), first)
+    for seed, epoch in [(1, 0), (0, 1)]:
+        other = list(make(corpus, seed, epoch, epochs=2))
+        key = next(iter(first[0]))
+        assert not np.array_equal(real_rows(other, key), real_rows(first, key))
+
+
+@pytest.mark.parametrize("objective", BATCHES)
+def test_start_batch_gives_the_tail_of_the_full_stream(objective):
+    corpus, make = random_corpus(n_sentences=60), BATCHES[objective]
+    full = list(make(corpus, 5, 1, epochs=3))
+    assert len(full) > 10
+    for start in [0, 1, 7, len(full) - 1, len(full), len(full) + 3]:
+        assert_batches_equal(list(make(corpus, 5, 1, epochs=3, start_batch=start)), full[start:])
+
+
+@pytest.mark.parametrize("objective", BATCHES)
+def test_shapes_masks_padding_progress_and_words(objective):
+    corpus, make = random_corpus(), BATCHES[objective]
+    epoch, epochs = 1, 4
+    batches = list(make(corpus, 0, epoch, epochs=epochs))
+    for batch in batches:
+        for key, value in batch.items():
+            if key.endswith(("_B", "_BxC", "_BxT")):
+                assert value.shape[0] == 8, key
+                assert value.dtype == (np.float32 if "mask" in key else np.int32), key
+    masks = np.stack([b["mask_B"] for b in batches])
+    n_real = int(masks.sum())
+    only_the_tail_pads = [1.0] * n_real + [0.0] * (masks.size - n_real)
+    assert masks.reshape(-1).tolist() == only_the_tail_pads
+    last = batches[-1]
+    for key, value in last.items():
+        if key.endswith(("_B", "_BxC", "_BxT")) and key != "mask_B":
+            assert not np.any(value[last["mask_B"] == 0]), key
+    progress = [float(b["progress"]) for b in batches]
+    assert progress[0] == epoch / epochs and progress[-1] < (epoch + 1) / epochs
+    assert progress == sorted(progress)
+    assert sum(b["words"] for b in batches) == corpus.n_raw_words
+
+
+def test_progress_and_words_count_raw_words(tmp_path):
+    text = (TEXT + "\n") * 30  # "on", "mat", "and", "end": 30 times each, below min_count
+    corpus = read_corpus(write(tmp_path / "c.txt", text), min_count=31)
+    batches = list(skipgram_batches(corpus, 2, 0.0, 4, 0, epoch=0, epochs=1))
+    assert corpus.n_raw_words > len(corpus.ids_N)
+    assert sum(b["words"] for b in batches) == corpus.n_raw_words
+
+
+def test_next_token_windows_equal_sliding_windows():
+    corpus = random_corpus()
+    inputs_BxT, targets_BxT = sliding_windows(corpus.ids_N, max_length=5, stride=5)
+    batches = list(next_token_batches(corpus, 5, 4, seed=0, epoch=0))
+    got = {
+        (tuple(i), tuple(t))
+        for i, t in zip(
+            real_rows(batches, "inputs_BxT").tolist(),
+            real_rows(batches, "targets_BxT").tolist(),
+            strict=True,
+        )
+    }
+    assert len(real_rows(batches, "inputs_BxT")) == len(inputs_BxT)
+    assert got == {
+        (tuple(i), tuple(t)) for i, t in zip(inputs_BxT.tolist(), targets_BxT.tolist(), strict=True)
+    }
+
+
+@pytest.mark.parametrize(
+    "objective, sample",
+    [("skipgram", 0.0), ("skipgram", 1e-3), ("cbow", 1e-3), ("next-token", 0.0)],
+)
+def test_estimate_num_batches_is_close(objective, sample):
+    corpus = read_corpus(LEE, min_count=5)
+    if objective == "next-token":
+        actual = list(next_token_batches(corpus, 16, 256, 0, 0))
+        assert estimate_num_batches(corpus, 256, objective, context_length=16) == len(actual)
+        return
+    make = skipgram_batches if objective == "skipgram" else cbow_batches
+    actual = sum(1 for _ in make(corpus, 5, sample, 256, 0, 0))
+    estimate = estimate_num_batches(corpus, 256, objective, window=5, sample=sample)
+    assert abs(estimate - actual) <= 0.03 * actual
+
+
+# ---------------------------------------------------------------------------- prefetching
+
+
+def test_prefetch_keeps_order_and_values():
+    corpus = random_corpus()
+    direct = list(skipgram_batches(corpus, 2, 0.0, 8, 0, 0))
+    assert_batches_equal(list(prefetch(skipgram_batches(corpus, 2, 0.0, 8, 0, 0), size=3)), direct)
+
+
+def test_prefetch_puts_arrays_on_devices():
+    mesh = jax.make_mesh((1,), ("data",))
+    sharding = jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec("data"))
+    batch = next(prefetch(skipgram_batches(random_corpus(), 2, 0.0, 8, 0, 0), sharding=sharding))
+    assert isinstance(batch["center_B"], jax.Array) and batch["center_B"].sharding == sharding
+    assert isinstance(batch["progress"], np.float32) and isinstance(batch["words"], int)
+
+
+def test_prefetch_raises_producer_errors_and_stops_when_closed():
+    def failing():
+        yield {"x": np.zeros(1)}
+        raise RuntimeError("broken corpus")
+
+    with pytest.raises(RuntimeError, match="broken corpus"):
+        list(prefetch(failing()))
+    before = threading.active_count()
+    endless = prefetch({"x": np.zeros(1)} for _ in itertools.count())
+    next(endless)
+    endless.close()
+    assert threading.active_count() == before
+
+
+# ---------------------------------------------------------------------------- bad input
+
+
+def test_missing_file_and_directory(tmp_path):
+    good = write(tmp_path / "c.txt", TEXT)
+    with pytest.raises(FileNotFoundError, match="nope.txt does not exist"):
+        read_corpus([good, str(tmp_path / "nope.txt")])
+    with pytest.raises(ValueError, match="is a directory"):
+        read_corpus(tmp_path)
+    with pytest.raises(ValueError, match="no corpus files"):
+        read_corpus([])
+
+
+@pytest.mark.parametrize("content", [b"", b"  \n\n\t \n", b"\xef\xbb\xbf"])
+def test_file_without_words(tmp_path, content):
+    empty = write(tmp_path / "empty.txt", content)
+    with pytest.raises(ValueError, match="empty.txt holds no words"):
+        read_corpus([write(tmp_path / "c.txt", TEXT), empty], min_count=1)
+
+
+def test_no_word_survives_min_count(tmp_path):
+    with pytest.raises(
+        ValueError, match=r"the most frequent, 'the', occurs 4 times\) - lower --min-count to 4"
+    ):
+        read_corpus(write(tmp_path / "c.txt", TEXT), min_count=5)
+
+
+def test_failed_read_leaves_no_cache_behind(tmp_path):
+    cache = tmp_path / "cache"
+    read_corpus(write(tmp_path / "c.txt", TEXT), min_count=1, cache_dir=cache)
+    with pytest.raises(ValueError, match="min-count"):
+        read_corpus(tmp_path / "c.txt", min_count=99, cache_dir=cache)
+    assert not any(name.startswith(".tmp") for name in os.listdir(cache))
+    with pytest.raises(FileNotFoundError):  # the old cache is no longer marked complete
+        load_corpus(cache)
+
+
+def truncated(data):
+    return data[: len(data) // 2]
+
+
+def bit_flipped(data):
+    return data[:20] + bytes([data[20] ^ 0xFF]) + data[21:]
+
+
+@pytest.mark.parametrize("compress", [lzma.compress, gzip.compress, bz2.compress])
+@pytest.mark.parametrize("damage", [truncated, bit_flipped])
+def test_corrupt_compressed_file(tmp_path, compress, damage):
+    words = np.random.default_rng(0).integers(0, 10**6, 20_000).astype(str)
+    bad = damage(compress(" ".join(words).encode()))
+    with pytest.raises(ValueError, match="c.txt: compressed data is corrupt or truncated"):
+        read_corpus(write(tmp_path / "c.txt", bad), min_count=1)
+
+
+@pytest.mark.parametrize(
+    "call, message",
+    [
+        (
+            lambda c: read_corpus(LEE, min_count=0),
+            "min_count must be a positive integer; got 0 - pass --min-count",
+        ),
+        (
+            lambda c: skipgram_batches(c, 0, 0.0, 8, 0, 0),
+            "window must be a positive integer; got 0 - pass --window",
+        ),
+        (lambda c: cbow_batches(c, -2, 0.0, 8, 0, 0), "window must be a positive integer; got -2"),
+        (
+            lambda c: skipgram_batches(c, 2, 0.0, 0, 0, 0),
+            "batch_size must be a positive integer; got 0 - pass --batch-size",
+        ),
+        (lambda c: skipgram_batches(c, 2, 1.5, 8, 0, 0), r"sample must be in \[0, 1\)"),
+        (
+            lambda c: skipgram_batches(c, 2, 0.0, 8, 0, 3, epochs=3),
+            r"epoch must be in \[0, epochs=3\)",
+        ),
+        (lambda c: skipgram_batches(c, 2, 0.0, 8, 0, 0, start_batch=-1), "start_batch must be"),
+        (lambda c: next_token_batches(c, 0, 8, 0, 0), "context_length must be a positive integer"),
+        (
+            lambda c: skipgram_batches(c, 1, 0.0, 9, 0, 0),
+            "batch_size=9 is larger than the corpus: it has only 8 .* pairs",
+        ),
+        (
+            lambda c: cbow_batches(c, 1, 0.0, 7, 0, 0),
+            "batch_size=7 is larger than the corpus: it has only 6 centers",
+        ),
+        (
+            lambda c: next_token_batches(c, 2, 4, 0, 0),
+            "batch_size=4 is larger than the corpus: it has only 3 windows",
+        ),
+        (lambda c: estimate_num_batches(c, 8, "glove"), "objective must be"),
+    ],
+)
+def test_bad_arguments_name_the_fix(call, message):
+    # At window 1: 4 + 4 pairs, 6 centers with a context; 3 next-token windows of 2 + 1 words.
+    corpus = make_corpus([[0, 1, 2], [3, 4, 5], [6]], 7)
+    with pytest.raises(ValueError, match=message):
+        call(corpus)
