@@ -1,0 +1,463 @@
+"""Using learned vectors: cosine similarity, nearest neighbours, analogies (SPEC demonstration 4).
+
+Every query is one matrix product of unit vectors plus `jax.lax.top_k`, jitted; many analogy
+questions at once (`analogy_top_k`) are chunks of one (chunk, V) product each. The rules follow
+gensim's `KeyedVectors` so results agree with it:
+
+- `most_similar`: 3CosAdd. The unit vectors of the query words, weighted +1 (positive) and -1
+  (negative), are averaged and unit-normalised; candidates are scored by cosine and the query words
+  themselves are never returned.
+- `most_similar_cosmul`: 3CosMul (Levy and Goldberg 2014) with cosines shifted to [0, 1].
+- Zero vectors score 0 against everything (gensim gives NaN).
+
+Tables may be numpy or JAX arrays; for many single queries on a large table pass a JAX array, or
+each call copies the table to the device again.
+
+Examples use GloVe 6B 50-d (`load_vectors("glove-6b-50d")`):
+
+    >>> most_similar(table_VxD, vocab, positive=["king", "woman"], negative=["man"], topn=1)
+    [('queen', 0.852...)]
+"""
+
+from __future__ import annotations
+
+import difflib
+import functools
+from collections.abc import Sequence
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from jaxembed.vocab import Vocab, check_ids
+
+# One (chunk, V) float32 score matrix holds at most this many scores (64 MiB).
+_SCORE_BUDGET = 2**24
+# 3CosMul's guard against dividing by zero, as gensim has it.
+_COSMUL_EPSILON = 1e-6
+
+
+# ---------------------------------------------------------------------------------- similarity
+
+
+@jax.jit
+def unit_rows(table_VxD: jax.Array) -> jax.Array:
+    """Scales every row to unit L2 norm; zero rows stay zero (no NaN).
+
+    Args:
+      table_VxD: vectors, one per row (any leading shape works: the last axis is normalised).
+
+    Returns:
+      Array of the same shape whose nonzero rows have norm 1.
+
+    Example:
+      >>> unit_rows(jnp.array([[3.0, 4.0], [0.0, 0.0]])).tolist()
+      [[0.6..., 0.8...], [0.0, 0.0]]
+    """
+    norms_Vx1 = jnp.linalg.norm(table_VxD, axis=-1, keepdims=True)
+    return table_VxD / jnp.where(norms_Vx1 > 0, norms_Vx1, 1.0)
+
+
+@jax.jit
+def cosine_similarity(a_ND: jax.Array, b_ND: jax.Array) -> jax.Array:
+    """Cosine similarity of vectors taken in pairs (row i of `a` with row i of `b`).
+
+    Args:
+      a_ND, b_ND: vectors of the same shape, (D,) or (N, D).
+
+    Returns:
+      () or (N,) similarities in [-1, 1]; 0 where either vector is zero.
+
+    Example:
+      >>> float(cosine_similarity(jnp.array([1.0, 0.0]), jnp.array([1.0, 1.0])))
+      0.7071...
+    """
+    return jnp.sum(unit_rows(a_ND) * unit_rows(b_ND), axis=-1)
+
+
+@jax.jit
+def similarity_matrix(x_NxD: jax.Array, y_MxD: jax.Array) -> jax.Array:
+    """Cosine similarity of every row of `x` with every row of `y`.
+
+    Args:
+      x_NxD, y_MxD: two sets of vectors of the same dimension.
+
+    Returns:
+      (N, M) similarities; 0 wherever a vector is zero.
+
+    Example:
+      >>> similarity_matrix(jnp.eye(3), jnp.eye(3))  # one-hot vectors: all orthogonal
+      Array([[1., 0., 0.], [0., 1., 0.], [0., 0., 1.]], dtype=float32)
+    """
+    return unit_rows(x_NxD) @ unit_rows(y_MxD).T
+
+
+# ------------------------------------------------------------------------------ word queries
+
+
+def most_similar(
+    table_VxD,
+    vocab: Vocab,
+    positive=(),
+    negative=(),
+    topn: int = 10,
+    restrict_vocab: int | None = None,
+) -> list[tuple[str, float]]:
+    """The words nearest to positive minus negative words (3CosAdd, as gensim's `most_similar`).
+
+    Args:
+      table_VxD: the embedding table, row i for `vocab.index_to_key[i]`.
+      vocab: the table's vocabulary.
+      positive: words (or 1-D vectors, used as given) counted with weight +1; a single word is fine.
+      negative: words (or vectors) counted with weight -1.
+      topn: how many neighbours to return.
+      restrict_vocab: only rank the first this many rows (the most frequent words if the vocabulary
+        is in frequency order); None ranks all.
+
+    Returns:
+      Up to `topn` (word, cosine) pairs, best first, without the query words.
+
+    Example:
+      >>> most_similar(table, vocab, positive=["king", "woman"], negative=["man"], topn=2)
+      [('queen', 0.852...), ('throne', 0.766...)]
+    """
+    table_VxD = check_table(table_VxD, vocab)
+    _check_topn(topn)
+    positive, negative = _as_list(positive), _as_list(negative)
+    if not positive and not negative:
+        raise ValueError("most_similar needs at least one positive or negative word; got none")
+    vectors_QxD, exclude = _query_vectors(table_VxD, vocab, positive + negative, normalise=True)
+    weights_Q = jnp.asarray([1.0] * len(positive) + [-1.0] * len(negative), dtype=jnp.float32)
+    # gensim divides by the total weight before normalising; the direction, and so every score, is
+    # the same either way.
+    query_D = weights_Q @ vectors_QxD
+    return _ranked(table_VxD, vocab, query_D, exclude, topn, restrict_vocab)
+
+
+def similar_by_vector(
+    table_VxD, vocab: Vocab, vector_D, topn: int = 10, restrict_vocab: int | None = None
+) -> list[tuple[str, float]]:
+    """The words whose vectors are nearest (by cosine) to any vector.
+
+    Args:
+      table_VxD, vocab: the embedding table and its vocabulary.
+      vector_D: the query vector (D,); nothing is excluded, so a word's own vector finds itself.
+      topn, restrict_vocab: as in `most_similar`.
+
+    Returns:
+      Up to `topn` (word, cosine) pairs, best first.
+
+    Example:
+      >>> similar_by_vector(table, vocab, table[vocab["tower"]], topn=2)
+      [('tower', 1.0), ('towers', 0.877...)]
+    """
+    table_VxD = check_table(table_VxD, vocab)
+    _check_topn(topn)
+    query_D = _check_vector(vector_D, table_VxD.shape[1])
+    return _ranked(table_VxD, vocab, query_D, [], topn, restrict_vocab)
+
+
+def most_similar_cosmul(
+    table_VxD,
+    vocab: Vocab,
+    positive=(),
+    negative=(),
+    topn: int = 10,
+    restrict_vocab: int | None = None,
+) -> list[tuple[str, float]]:
+    """Analogy by 3CosMul: prod((1 + cos(w, p)) / 2) / (prod((1 + cos(w, n)) / 2) + 1e-6).
+
+    The formula of gensim's `most_similar_cosmul` (Levy and Goldberg 2014, eq. 4 with footnote 7):
+    one large similarity cannot dominate as in 3CosAdd. Unlike gensim 4.4, which ignores it,
+    `restrict_vocab` limits the candidates here.
+
+    Args:
+      table_VxD, vocab: the embedding table and its vocabulary.
+      positive: words (unit vectors used) or 1-D vectors (used as given, as gensim does); at least one.
+      negative: words or vectors in the denominator.
+      topn, restrict_vocab: as in `most_similar`.
+
+    Returns:
+      Up to `topn` (word, score) pairs, best first, without the query words.
+
+    Example:
+      >>> most_similar_cosmul(table, vocab, ["king", "woman"], ["man"], topn=1)
+      [('queen', 0.928...)]
+    """
+    table_VxD = check_table(table_VxD, vocab)
+    _check_topn(topn)
+    positive, negative = _as_list(positive), _as_list(negative)
+    if not positive:
+        raise ValueError("most_similar_cosmul needs at least one positive word; got none")
+    positive_PxD, exclude = _query_vectors(table_VxD, vocab, positive, normalise=True)
+    negative_NxD, exclude_negative = _query_vectors(table_VxD, vocab, negative, normalise=True)
+    candidates_CxD = table_VxD[: _n_candidates(table_VxD, restrict_vocab)]
+    exclude_E = _padded_exclusions(exclude + exclude_negative, len(candidates_CxD))
+    k = min(topn + len(exclude_E), len(candidates_CxD))
+    scores_K, ids_K = _cosmul_top_k(candidates_CxD, positive_PxD, negative_NxD, exclude_E, k)
+    return _pairs(vocab, ids_K, scores_K, topn)
+
+
+def difference_norm(table_VxD, vocab: Vocab, a: str, b: str) -> float:
+    """Euclidean length of vector(a) - vector(b) (the lecture's |man - woman|), raw vectors.
+
+    Example:
+      >>> difference_norm(table, vocab, "man", "woman")  # Google News word2vec: 1.73
+      2.60...
+    """
+    table_VxD = check_table(table_VxD, vocab)
+    i, j = _ids(vocab, [a, b])
+    return float(jnp.linalg.norm(table_VxD[i] - table_VxD[j]))
+
+
+def doesnt_match(table_VxD, vocab: Vocab, words: Sequence[str]) -> str:
+    """The word farthest (by cosine) from the normalised mean of the words' unit vectors.
+
+    gensim's rule (`rank_by_centrality`), except that an unknown word is a KeyError instead of being
+    dropped with a warning.
+
+    Example:
+      >>> doesnt_match(table, vocab, ["breakfast", "cereal", "dinner", "lunch"])
+      'cereal'
+    """
+    table_VxD = check_table(table_VxD, vocab)
+    if isinstance(words, str):
+        raise TypeError(f"doesnt_match takes a list of words, not a str; got {words!r}")
+    if not words:
+        raise ValueError("doesnt_match needs at least one word; got none")
+    unit_NxD = unit_rows(table_VxD[np.asarray(_ids(vocab, words))])
+    centre_D = unit_rows(jnp.mean(unit_NxD, axis=0))
+    scores_N = np.asarray(unit_NxD @ centre_D).tolist()
+    # gensim sorts (score, word) pairs and takes the last: ties go to the smaller word.
+    return min(zip(scores_N, words, strict=True))[1]
+
+
+# --------------------------------------------------------------------------- batched analogies
+
+
+def analogy_top_k(
+    table_VxD,
+    a_Q,
+    b_Q,
+    c_Q,
+    topn: int = 1,
+    restrict_vocab: int | None = None,
+    chunk_size: int | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Answers many analogies "a is to b as c is to ?" at once by 3CosAdd (b + c - a).
+
+    Each chunk of questions is one (chunk, candidates) matrix product and one top-k, jitted with a
+    static chunk shape (the last chunk is padded), so memory stays bounded for any vocabulary.
+
+    Args:
+      table_VxD: the embedding table.
+      a_Q, b_Q, c_Q: integer IDs of the question words, shape (Q,) each.
+      topn: answers per question.
+      restrict_vocab: candidates are the first this many rows; None: all rows.
+      chunk_size: questions per chunk; None: as many as fit a 64 MiB score matrix.
+
+    Returns:
+      (ids_QxK, scores_QxK) numpy arrays, best first, K = min(topn, candidates). a, b and c are
+      never answers; where fewer than K candidates remain, the missing entries have score -inf.
+
+    Example:
+      >>> ids, scores = analogy_top_k(table, vocab.encode(["man"]), vocab.encode(["king"]),
+      ...                             vocab.encode(["woman"]))
+      >>> vocab.decode(ids[:, 0])
+      ['queen']
+    """
+    table_VxD = _as_table(table_VxD)
+    shapes = [np.shape(ids) for ids in (a_Q, b_Q, c_Q)]
+    if len(set(shapes)) != 1 or len(shapes[0]) != 1:
+        raise ValueError(f"a, b and c must be 1-D IDs of the same length; got shapes {shapes}")
+    ids_3xQ = check_ids(np.stack([a_Q, b_Q, c_Q]), len(table_VxD))
+    _check_topn(topn)
+    n_questions = ids_3xQ.shape[1]
+    n_candidates = _n_candidates(table_VxD, restrict_vocab)
+    k = min(topn, n_candidates)
+    if n_questions == 0:
+        return np.zeros((0, k), np.int64), np.zeros((0, k), np.float32)
+    if chunk_size is None:
+        chunk_size = max(1, _SCORE_BUDGET // n_candidates)
+    if chunk_size < 1:
+        raise ValueError(f"chunk_size must be a positive integer or None; got {chunk_size!r}")
+    chunk_size = min(chunk_size, n_questions)
+    n_chunks = -(-n_questions // chunk_size)
+    padded_3xP = np.zeros((3, n_chunks * chunk_size), np.int32)
+    padded_3xP[:, :n_questions] = ids_3xQ
+    scores_PxK, ids_PxK = _analogy_chunks(
+        table_VxD, padded_3xP.reshape(3, n_chunks, chunk_size), n_candidates, k
+    )
+    ids_QxK = np.asarray(ids_PxK).reshape(-1, k)[:n_questions].astype(np.int64)
+    return ids_QxK, np.asarray(scores_PxK).reshape(-1, k)[:n_questions]
+
+
+@functools.partial(jax.jit, static_argnames=("n_candidates", "k"))
+def _analogy_chunks(table_VxD, ids_3xNxC, n_candidates: int, k: int):
+    unit_VxD = unit_rows(table_VxD)
+    candidates_MxD = unit_VxD[:n_candidates]
+
+    def one_chunk(ids_3xC):
+        a_C, b_C, c_C = ids_3xC
+        query_CxD = unit_rows(unit_VxD[b_C] + unit_VxD[c_C] - unit_VxD[a_C])
+        scores_CxM = query_CxD @ candidates_MxD.T
+        rows_Cx1 = jnp.arange(len(a_C))[:, None]
+        # IDs past the candidates are dropped, not clipped onto the last candidate.
+        scores_CxM = scores_CxM.at[rows_Cx1, ids_3xC.T].set(-jnp.inf, mode="drop")
+        return jax.lax.top_k(scores_CxM, k)
+
+    scores_NxCxK, ids_NxCxK = jax.lax.map(one_chunk, jnp.moveaxis(ids_3xNxC, 1, 0))
+    return scores_NxCxK, ids_NxCxK
+
+
+# ----------------------------------------------------------------------------------- internals
+
+
+@functools.partial(jax.jit, static_argnames=("k",))
+def _top_k_cosine(table_VxD, query_D, exclude_E, k: int):
+    scores_V = unit_rows(table_VxD) @ unit_rows(query_D)
+    return jax.lax.top_k(scores_V.at[exclude_E].set(-jnp.inf, mode="drop"), k)
+
+
+@functools.partial(jax.jit, static_argnames=("k",))
+def _cosmul_top_k(table_VxD, positive_PxD, negative_NxD, exclude_E, k: int):
+    unit_VxD = unit_rows(table_VxD)
+    numerator_V = jnp.prod((1.0 + unit_VxD @ positive_PxD.T) / 2.0, axis=1)
+    denominator_V = jnp.prod((1.0 + unit_VxD @ negative_NxD.T) / 2.0, axis=1)
+    scores_V = numerator_V / (denominator_V + _COSMUL_EPSILON)
+    return jax.lax.top_k(scores_V.at[exclude_E].set(-jnp.inf, mode="drop"), k)
+
+
+def _ranked(table_VxD, vocab, query_D, exclude, topn, restrict_vocab):
+    candidates_CxD = table_VxD[: _n_candidates(table_VxD, restrict_vocab)]
+    exclude_E = _padded_exclusions(exclude, len(candidates_CxD))
+    k = min(topn + len(exclude_E), len(candidates_CxD))
+    scores_K, ids_K = _top_k_cosine(candidates_CxD, query_D, exclude_E, k)
+    return _pairs(vocab, ids_K, scores_K, topn)
+
+
+def _pairs(vocab, ids_K, scores_K, topn):
+    keys = vocab.index_to_key
+    ranked = zip(np.asarray(ids_K).tolist(), np.asarray(scores_K).tolist(), strict=True)
+    return [(keys[i], s) for i, s in ranked if s != -np.inf][:topn]
+
+
+def _padded_exclusions(exclude, n_candidates):
+    # A few fixed lengths keep the jitted functions from recompiling for every query size; the
+    # padding ID is out of range and so dropped.
+    size = 4 * max(1, -(-len(exclude) // 4))
+    padded = list(exclude) + [n_candidates] * (size - len(exclude))
+    return jnp.asarray(padded, dtype=jnp.int32)
+
+
+def _query_vectors(table_VxD, vocab, items, normalise):
+    """Stacks the vectors of words (unit, if `normalise`) and of given arrays; lists word IDs."""
+    words = [item for item in items if isinstance(item, str)]
+    ids = _ids(vocab, words)
+    by_word = dict(zip(words, ids, strict=True))
+    dim = table_VxD.shape[1]
+    rows = []
+    for item in items:
+        if isinstance(item, str):
+            row = table_VxD[by_word[item]]
+            rows.append(unit_rows(row) if normalise else row)
+        else:
+            rows.append(_check_vector(item, dim))
+    vectors_QxD = jnp.stack(rows) if rows else jnp.zeros((0, dim), table_VxD.dtype)
+    return vectors_QxD, sorted(set(ids))
+
+
+def _ids(vocab, words):
+    index = vocab.key_to_index
+    unknown = [w for w in words if w not in index]
+    if unknown:
+        raise KeyError(_unknown_message(vocab, unknown))
+    return [index[w] for w in words]
+
+
+def _unknown_message(vocab, unknown):
+    parts = []
+    for word in dict.fromkeys(unknown):
+        close = _close_spellings(vocab, word)
+        hint = f" (did you mean {', '.join(map(repr, close))}?)" if close else ""
+        parts.append(f"{word!r}{hint}")
+    noun = "word" if len(parts) == 1 else "words"
+    return f"unknown {noun} {', '.join(parts)} - not among the {len(vocab)} words of the vocabulary"
+
+
+def _close_spellings(vocab, word, n=3):
+    # difflib over 400,000 keys takes about a second; a bucket of keys with the same first letter
+    # and a similar length takes tens of milliseconds and finds the usual typos.
+    lower = word.lower()
+    bucket = [
+        key
+        for key in vocab.index_to_key
+        if key[:1].lower() == lower[:1] and abs(len(key) - len(word)) <= 2
+    ]
+    close = difflib.get_close_matches(word, bucket, n=n)
+    for variant in (lower, word.capitalize(), word.upper()):
+        if variant != word and variant in vocab.key_to_index and variant not in close:
+            close = [variant] + close[: n - 1]
+    return close
+
+
+def _as_table(table_VxD):
+    # numpy tables stay numpy (no copy): queries convert only the rows they need.
+    if not isinstance(table_VxD, np.ndarray | jax.Array):
+        table_VxD = np.asarray(table_VxD)
+    if table_VxD.ndim != 2 or not jnp.issubdtype(table_VxD.dtype, jnp.floating):
+        raise ValueError(
+            f"the table must be a 2-D float array (V, D); got shape {table_VxD.shape} and "
+            f"dtype {table_VxD.dtype}"
+        )
+    return table_VxD
+
+
+def check_table(table_VxD, vocab: Vocab) -> np.ndarray | jax.Array:
+    """Checks that the table is a 2-D float array with one row per vocabulary word.
+
+    Returns the table (numpy and JAX arrays as they are, anything else through `np.asarray`).
+
+    Example:
+      >>> check_table(np.zeros((3, 2)), Vocab.from_keys(["a", "b"]))  # ValueError: 3 rows, 2 words
+    """
+    table_VxD = _as_table(table_VxD)
+    if len(table_VxD) != len(vocab):
+        raise ValueError(
+            f"the table has {len(table_VxD)} rows but the vocabulary has {len(vocab)} words - "
+            "pass the vocabulary the table was built with (one row per word)"
+        )
+    return table_VxD
+
+
+def _check_vector(vector_D, dim):
+    vector_D = jnp.asarray(vector_D, dtype=jnp.float32)
+    if vector_D.shape != (dim,):
+        raise ValueError(f"a query vector must have shape ({dim},); got {vector_D.shape}")
+    return vector_D
+
+
+def _check_topn(topn):
+    if isinstance(topn, bool) or not isinstance(topn, int | np.integer) or topn < 1:
+        raise ValueError(f"topn must be a positive integer; got {topn!r}")
+
+
+def _n_candidates(table_VxD, restrict_vocab):
+    if restrict_vocab is None:
+        return len(table_VxD)
+    if isinstance(restrict_vocab, bool) or not isinstance(restrict_vocab, int | np.integer):
+        raise ValueError(
+            f"restrict_vocab must be a positive integer or None; got {restrict_vocab!r}"
+        )
+    if restrict_vocab < 1:
+        raise ValueError(f"restrict_vocab must be a positive integer or None; got {restrict_vocab}")
+    return min(int(restrict_vocab), len(table_VxD))
+
+
+def _as_list(items):
+    # gensim accepts None, one word or one vector in place of a list.
+    if items is None:
+        return []
+    if isinstance(items, str) or (hasattr(items, "ndim") and items.ndim == 1):
+        return [items]
+    return list(items)
