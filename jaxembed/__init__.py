@@ -39,6 +39,40 @@ from jaxembed.positions import (
     sliding_windows,
 )
 
+# corpus -> IDs -> training batches
+from jaxembed.data import (
+    Corpus,
+    cbow_batches,
+    load_corpus,
+    next_token_batches,
+    noise_distribution,
+    read_corpus,
+    save_corpus,
+    skipgram_batches,
+)
+
+# using vectors: similarity, analogies, standard benchmarks
+from jaxembed.vectors import (
+    cosine_similarity,
+    difference_norm,
+    doesnt_match,
+    most_similar,
+    most_similar_cosmul,
+    similar_by_vector,
+    similarity_matrix,
+    unit_rows,
+)
+from jaxembed.evaluate import evaluate_analogies, evaluate_word_pairs
+
+# exchange: files, gensim, the Embedding Projector
+from jaxembed.io import (
+    export_projector,
+    from_keyed_vectors,
+    load_vectors,
+    save_vectors,
+    to_keyed_vectors,
+)
+
 __version__ = "0.1.0"
 
 __all__ = [
@@ -69,4 +103,30 @@ __all__ = [
     "input_embeddings",
     "sliding_windows",
     "iter_batches",
+    # corpus -> IDs -> training batches
+    "Corpus",
+    "read_corpus",
+    "save_corpus",
+    "load_corpus",
+    "noise_distribution",
+    "skipgram_batches",
+    "cbow_batches",
+    "next_token_batches",
+    # using vectors
+    "unit_rows",
+    "cosine_similarity",
+    "similarity_matrix",
+    "most_similar",
+    "most_similar_cosmul",
+    "similar_by_vector",
+    "difference_norm",
+    "doesnt_match",
+    "evaluate_analogies",
+    "evaluate_word_pairs",
+    # exchange
+    "load_vectors",
+    "save_vectors",
+    "export_projector",
+    "to_keyed_vectors",
+    "from_keyed_vectors",
 ]

@@ -33,7 +33,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     try:
         return int(args.func(args) or 0)
-    except (ValueError, KeyError, FileNotFoundError, FileExistsError) as err:
+    except (ValueError, KeyError, FileNotFoundError, FileExistsError, ImportError) as err:
         # Library errors already name the fix; show them without a traceback.
         message = err.args[0] if isinstance(err, KeyError) and err.args else err
         print(f"jaxembed {args.command}: error: {message}", file=sys.stderr)
