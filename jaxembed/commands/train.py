@@ -1,0 +1,167 @@
+"""`jaxembed train CORPUS... --out DIR`: learn a table (word2vec skip-gram/CBOW or next-token).
+
+The flags are those a gensim user looks for, under their gensim names where they differ:
+--dim is gensim's vector_size, --lr its alpha, --min-lr its min_alpha.
+
+    jaxembed train corpus.txt.xz --objective skipgram --dim 200 --window 5 --negative 5 \\
+        --sample 1e-4 --min-count 5 --epochs 5 --out w2v
+    jaxembed train corpus.txt.xz --out w2v --resume        # continue a killed run
+    jaxembed similar w2v king                               # use the result
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+
+# Defaults that depend on the objective: word2vec's (gensim's) for skip-gram and CBOW.
+_DEFAULTS = {
+    "skipgram": {"optimizer": "sgd", "lr": 0.025, "min_lr": 0.0001, "batch_size": 1024},
+    "cbow": {"optimizer": "sgd", "lr": 0.025, "min_lr": 0.0001, "batch_size": 512},
+    "next-token": {"optimizer": "adam", "lr": 0.003, "min_lr": 0.0003, "batch_size": 32},
+}
+
+
+def register(subparsers) -> None:
+    """Adds the `train` subcommand."""
+    p = subparsers.add_parser(
+        "train",
+        help="learn an embedding table from text",
+        description="Learn a token table from text files: word2vec skip-gram or CBOW with "
+        "negative sampling, or next-token prediction. Writes DIR/vectors.txt (word2vec text "
+        "format), vocab.txt, table.npy and run.json; checkpoints go to DIR/checkpoints.",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    p.add_argument("corpus", metavar="CORPUS", nargs="+", help="text files (.xz/.gz/.bz2 too)")
+    p.add_argument("--out", required=True, metavar="DIR", help="output directory")
+    p.add_argument("--objective", choices=("skipgram", "cbow", "next-token"), default="skipgram")
+    g = p.add_argument_group("model")
+    g.add_argument("--dim", "--vector-size", type=int, default=100, help="vector size D")
+    g.add_argument("--window", type=int, default=5, help="max centre-context distance")
+    g.add_argument("--negative", type=int, default=5, help="noise words per pair")
+    g.add_argument(
+        "--share-negatives",
+        type=int,
+        default=1,
+        help="consecutive pairs sharing one draw of noise words (1 = word2vec; more is faster)",
+    )
+    g.add_argument("--context-length", type=int, default=64, help="next-token: tokens per sequence")
+    g = p.add_argument_group("data")
+    g.add_argument("--sample", type=float, default=1e-3, help="subsampling threshold; 0 = off")
+    g.add_argument("--min-count", type=int, default=5, help="drop rarer words")
+    g.add_argument("--max-vocab", type=int, default=None, help="keep the most frequent words")
+    g.add_argument("--epochs", "--iter", type=int, default=5, help="passes over the corpus")
+    g.add_argument(
+        "--batch-size", type=int, default=None, help="examples per step (default by objective)"
+    )
+    g.add_argument("--steps-per-call", type=int, default=16, help="steps in one jitted call")
+    g = p.add_argument_group("optimiser")
+    g.add_argument("--optimizer", choices=("sgd", "adam", "adamw"), default=None)
+    g.add_argument("--lr", "--alpha", type=float, default=None, help="initial learning rate")
+    g.add_argument("--min-lr", "--min-alpha", type=float, default=None, help="final learning rate")
+    g.add_argument("--weight-decay", type=float, default=0.0, help="AdamW's weight decay")
+    g.add_argument(
+        "--update",
+        choices=("auto", "sparse", "dense"),
+        default="auto",
+        help="update only the rows a batch touches (sparse) or the whole table (dense)",
+    )
+    g.add_argument("--seed", type=int, default=1, help="random seed")
+    g = p.add_argument_group("run")
+    g.add_argument("--checkpoint-every", type=int, default=0, help="steps; 0 = at the end only")
+    g.add_argument("--keep-checkpoints", type=int, default=2, help="checkpoints kept")
+    g.add_argument("--max-steps", type=int, default=None, help="stop early (resume later)")
+    g.add_argument("--resume", action="store_true", help="continue the run in DIR")
+    g.add_argument("--overwrite", action="store_true", help="replace the run in DIR")
+    g.add_argument(
+        "--devices",
+        type=int,
+        default=None,
+        help="CPU only: split the host into this many XLA devices (sets XLA_FLAGS)",
+    )
+    g.add_argument(
+        "--mesh",
+        default=None,
+        metavar="DATAxMODEL",
+        help="device mesh, e.g. 4x2: batches split 4 ways, table rows 2 ways (default: all data)",
+    )
+    g.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.set_defaults(func=run_train)
+
+
+def _parse_mesh(text: str | None, devices: int | None) -> tuple[int, int] | None:
+    if text is None:
+        return None if devices is None else (devices, 1)
+    try:
+        data, model = (int(part) for part in text.lower().split("x"))
+    except ValueError:
+        raise ValueError(
+            f"--mesh must look like 4x2 (data x model devices); got {text!r}"
+        ) from None
+    return data, model
+
+
+def run_train(args: argparse.Namespace) -> int:
+    """Runs `jaxembed train`; returns the exit code."""
+    if args.devices is not None:
+        if args.devices < 1:
+            raise ValueError(f"--devices must be a positive integer; got {args.devices}")
+        flag = f"--xla_force_host_platform_device_count={args.devices}"
+        os.environ["XLA_FLAGS"] = f"{os.environ.get('XLA_FLAGS', '')} {flag}".strip()
+    from jaxembed.loop import FitConfig, fit
+    from jaxembed.train import TrainConfig
+
+    defaults = _DEFAULTS[args.objective]
+
+    def pick(name):
+        value = getattr(args, name)
+        return defaults[name] if value is None else value
+
+    train = TrainConfig(
+        objective=args.objective,
+        dim=args.dim,
+        negative=args.negative,
+        share_negatives=args.share_negatives,
+        optimizer=pick("optimizer"),
+        lr=pick("lr"),
+        min_lr=pick("min_lr"),
+        weight_decay=args.weight_decay,
+        update=args.update,
+        context_length=args.context_length,
+        seed=args.seed,
+    )
+    config = FitConfig(
+        window=args.window,
+        sample=args.sample,
+        min_count=args.min_count,
+        max_vocab=args.max_vocab,
+        epochs=args.epochs,
+        batch_size=pick("batch_size"),
+        steps_per_call=args.steps_per_call,
+        checkpoint_every=args.checkpoint_every,
+        keep_checkpoints=args.keep_checkpoints,
+        max_steps=args.max_steps,
+        mesh=_parse_mesh(args.mesh, args.devices),
+    )
+    summary = fit(
+        args.corpus,
+        args.out,
+        train,
+        config,
+        resume=args.resume,
+        overwrite=args.overwrite,
+        progress=not args.no_progress,
+    )
+    rate = summary["words_per_second"] or 0.0
+    print(
+        f"{summary['words']:,} words in {summary['train_seconds']:.1f} s ({rate:,.0f} words/s), "
+        f"loss {summary['loss']:.4f}, vocabulary {summary['vocab_size']:,}, "
+        f"wall {summary['wall_seconds']:.1f} s",
+        file=sys.stderr,
+    )
+    if not summary["finished"]:
+        print(f"stopped after {summary['steps']} steps; continue with --resume", file=sys.stderr)
+    else:
+        print(f"wrote {os.path.join(args.out, 'vectors.txt')} and run.json", file=sys.stderr)
+    return 0

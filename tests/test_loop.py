@@ -1,0 +1,210 @@
+"""Tests for jaxembed.loop and `jaxembed train`: outputs, checkpoints, resume, bad input."""
+
+import argparse
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+from gensim.models import KeyedVectors
+
+from jaxembed import loop
+from jaxembed.commands import train as train_command
+from jaxembed.train import TrainConfig
+from jaxembed.vocab import Vocab
+
+OUTPUTS = ("vectors.txt", "vocab.txt", "table.npy", "run.json")
+# Small enough to compile and run in seconds: one compiled step shape (steps_per_call=1) unless
+# a test needs the stacked one.
+TRAIN = TrainConfig(dim=8, seed=3)
+FIT = loop.FitConfig(window=2, sample=0.0, min_count=1, epochs=2, batch_size=64, steps_per_call=1)
+
+
+@pytest.fixture(scope="module")
+def corpus(tmp_path_factory):
+    """A corpus of 400 lines over 24 words in two topics."""
+    rng = np.random.default_rng(0)
+    words = [f"w{i}" for i in range(24)]
+    lines = []
+    for _ in range(400):
+        topic = rng.integers(0, 2)
+        lines.append(" ".join(words[12 * topic + j] for j in rng.integers(0, 12, 8)))
+    path = tmp_path_factory.mktemp("corpus") / "corpus.txt"
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def _cli(argv):
+    """Runs `jaxembed train ARGV` as jaxembed.cli would: the subcommand's parser and function."""
+    parser = argparse.ArgumentParser(prog="jaxembed")
+    train_command.register(parser.add_subparsers(dest="command"))
+    args = parser.parse_args(["train", *argv])
+    return args.func(args)
+
+
+def test_fit_writes_the_four_outputs_and_gensim_reads_the_vectors(corpus, tmp_path):
+    out = tmp_path / "run"
+    summary = loop.fit([corpus], out, TRAIN, FIT, progress=False)
+    assert sorted(p.name for p in out.iterdir()) == sorted([*OUTPUTS, "checkpoints"])
+    vocab = Vocab.load(out / "vocab.txt")
+    table = np.load(out / "table.npy")
+    assert table.shape == (24, 8) and table.dtype == np.float32 and len(vocab) == 24
+    kv = KeyedVectors.load_word2vec_format(str(out / "vectors.txt"))
+    assert kv.index_to_key == list(vocab.index_to_key)
+    np.testing.assert_allclose(kv.vectors, table, rtol=1e-5, atol=1e-6)
+    run = json.loads((out / "run.json").read_text())
+    assert run == json.loads(json.dumps(summary))
+    assert run["finished"] and run["vocab_size"] == 24 and run["corpus_words"] == 3200
+    assert run["words"] == 2 * 3200 and run["words_per_second"] > 0
+    assert run["settings"]["train"]["dim"] == 8 and run["settings"]["fit"]["epochs"] == 2
+    assert len(run["epoch_losses"]) == 2 and run["epoch_losses"][1] < run["epoch_losses"][0]
+
+
+def test_resumed_run_ends_with_the_same_table_as_an_uninterrupted_one(corpus, tmp_path):
+    fit = loop.FitConfig(**{**vars(FIT), "steps_per_call": 4, "checkpoint_every": 8})
+    whole = loop.fit([corpus], tmp_path / "whole", TRAIN, fit, progress=False)
+    part = tmp_path / "part"
+    # Stop in the first epoch, as a kill after a checkpoint would (the run leaves no outputs).
+    stopped = loop.fit(
+        [corpus], part, TRAIN, loop.FitConfig(**{**vars(fit), "max_steps": 12}), progress=False
+    )
+    assert not stopped["finished"] and stopped["steps"] == 12
+    assert not (part / "run.json").exists()
+    assert loop._checkpoint_steps(part) == [8, 12]
+    resumed = loop.fit([corpus], part, TRAIN, fit, resume=True, progress=False)
+    np.testing.assert_array_equal(
+        np.load(part / "table.npy"), np.load(tmp_path / "whole/table.npy")
+    )
+    for key in ("steps", "words", "loss", "epoch_losses"):
+        assert resumed[key] == whole[key], key
+    steps = loop._checkpoint_steps(part)
+    assert steps[-1] == whole["steps"] and len(steps) == fit.keep_checkpoints
+
+
+def test_checkpoints_are_complete_directories_and_only_the_last_few_are_kept(corpus, tmp_path):
+    fit = loop.FitConfig(**{**vars(FIT), "checkpoint_every": 5, "keep_checkpoints": 2})
+    summary = loop.fit([corpus], tmp_path / "run", TRAIN, fit, progress=False)
+    directory = tmp_path / "run/checkpoints"
+    names = sorted(p.name for p in directory.iterdir())
+    steps = loop._checkpoint_steps(tmp_path / "run")
+    assert len(steps) == 2 and steps[-1] == summary["steps"]
+    assert names == [str(s) for s in steps]  # no temporary directories left behind
+    for step in steps:
+        assert {p.name for p in (directory / str(step)).iterdir()} >= {"state", "meta"}
+
+
+def test_an_output_directory_holding_a_run_is_refused_unless_resume_or_overwrite(corpus, tmp_path):
+    out = tmp_path / "run"
+    loop.fit([corpus], out, TRAIN, FIT, progress=False)
+    before = (out / "table.npy").read_bytes()
+    with pytest.raises(FileExistsError, match="already holds a run .* --resume .* --overwrite"):
+        loop.fit([corpus], out, TRAIN, FIT, progress=False)
+    assert (out / "table.npy").read_bytes() == before
+    other = TrainConfig(dim=8, seed=4)
+    loop.fit([corpus], out, other, FIT, overwrite=True, progress=False)
+    assert (out / "table.npy").read_bytes() != before
+    with pytest.raises(ValueError, match="other settings .*seed: 4 in the checkpoint, 3 now"):
+        loop.fit([corpus], out, TRAIN, FIT, resume=True, progress=False)
+
+
+def test_resume_without_a_checkpoint_is_refused(corpus, tmp_path):
+    with pytest.raises(FileNotFoundError, match="no checkpoint to resume from"):
+        loop.fit([corpus], tmp_path / "empty", TRAIN, FIT, resume=True, progress=False)
+
+
+@pytest.mark.parametrize(
+    "make, message",
+    [
+        (lambda: loop.FitConfig(epochs=0), "epochs must be a positive integer"),
+        (lambda: loop.FitConfig(batch_size=-4), "batch_size must be a positive integer"),
+        (lambda: loop.FitConfig(window=0), "window must be a positive integer"),
+        (lambda: loop.FitConfig(min_count=0), "min_count must be a positive integer"),
+        (lambda: loop.FitConfig(steps_per_call=0), "steps_per_call must be a positive integer"),
+        (lambda: loop.FitConfig(checkpoint_every=-1), "checkpoint_every must be an integer >= 0"),
+        (lambda: loop.FitConfig(sample=1.5), r"sample must be in \[0, 1\)"),
+        (lambda: loop.FitConfig(mesh=(0, 1)), "mesh sizes must be a positive integer"),
+        (lambda: TrainConfig(dim=0), "dim must be a positive integer"),
+    ],
+)
+def test_non_positive_sizes_are_refused(make, message):
+    with pytest.raises(ValueError, match=message):
+        make()
+
+
+@pytest.mark.parametrize(
+    "change, error, message",
+    [
+        ({"batch_size": 100_000}, ValueError, "larger than the corpus"),
+        ({"min_count": 10_000}, ValueError, "no word occurs min_count=10000 times"),
+    ],
+)
+def test_bad_data_settings_are_refused_and_nothing_is_written(
+    corpus, tmp_path, change, error, message
+):
+    out = tmp_path / "run"
+    with pytest.raises(error, match=message):
+        loop.fit([corpus], out, TRAIN, loop.FitConfig(**{**vars(FIT), **change}), progress=False)
+    assert not out.exists() or not any(out.iterdir())
+
+
+def test_missing_or_empty_corpus_is_refused_and_nothing_is_written(tmp_path):
+    out = tmp_path / "run"
+    with pytest.raises(FileNotFoundError, match="does not exist"):
+        loop.fit([tmp_path / "nope.txt"], out, TRAIN, FIT, progress=False)
+    (tmp_path / "empty.txt").write_text("")
+    with pytest.raises(ValueError, match="no words"):
+        loop.fit([tmp_path / "empty.txt"], out, TRAIN, FIT, progress=False)
+    assert not out.exists()
+
+
+def test_a_diverging_loss_stops_the_run_and_keeps_the_last_good_checkpoint(corpus, tmp_path):
+    out = tmp_path / "run"
+    wild = TrainConfig(dim=8, lr=1e30, min_lr=1e30)
+    fit = loop.FitConfig(**{**vars(FIT), "checkpoint_every": 1})
+    with pytest.raises(ValueError, match="(loss became|NaN or infinite).*lower --lr"):
+        loop.fit([corpus], out, wild, fit, progress=False)
+    assert not (out / "run.json").exists()
+    steps = loop._checkpoint_steps(out)
+    assert steps, "the first step had a finite loss and table: it was checkpointed"
+    import orbax.checkpoint as ocp
+
+    restored = ocp.CheckpointManager((out / "checkpoints").absolute()).restore(steps[-1])
+    for table in (restored["state"]["params"]["embed"], restored["state"]["params"]["out"]):
+        assert np.all(np.isfinite(np.asarray(table)))
+
+
+def test_cli_end_to_end_writes_outputs_and_refuses_a_second_run(corpus, tmp_path, capsys):
+    out = tmp_path / "cli"
+    argv = [str(corpus), "--out", str(out), "--dim", "8", "--window", "2", "--sample", "0"]
+    argv += ["--min-count", "1", "--epochs", "1", "--batch-size", "64", "--steps-per-call", "1"]
+    argv += ["--no-progress"]
+    assert _cli(argv) == 0
+    assert all((out / name).is_file() for name in OUTPUTS)
+    assert "words/s" in capsys.readouterr().err
+    kv = KeyedVectors.load_word2vec_format(str(out / "vectors.txt"))
+    assert kv.vector_size == 8 and len(kv) == 24
+    with pytest.raises(FileExistsError):
+        _cli(argv)
+    with pytest.raises(ValueError, match="--mesh must look like 4x2"):
+        _cli([*argv, "--overwrite", "--mesh", "four"])
+
+
+@pytest.mark.parametrize("objective", ["cbow", "next-token"])
+def test_other_objectives_train_end_to_end(corpus, tmp_path, objective):
+    train = TrainConfig(objective=objective, dim=8, context_length=8)
+    if objective == "next-token":
+        train = TrainConfig(objective=objective, dim=8, context_length=8, optimizer="adam", lr=0.01)
+    fit = loop.FitConfig(**{**vars(FIT), "batch_size": 16})
+    summary = loop.fit([corpus], tmp_path / objective, train, fit, progress=False)
+    assert summary["epoch_losses"][1] < summary["epoch_losses"][0]
+    assert np.load(tmp_path / objective / "table.npy").shape == (24, 8)
+
+
+def test_outputs_have_the_usual_permissions(corpus, tmp_path):
+    out = tmp_path / "run"
+    loop.fit([corpus], out, TRAIN, loop.FitConfig(**{**vars(FIT), "epochs": 1}), progress=False)
+    mask = os.umask(0)
+    os.umask(mask)
+    for name in ("table.npy", "run.json", "vectors.txt"):
+        assert Path(out / name).stat().st_mode & 0o777 == 0o666 & ~mask, name

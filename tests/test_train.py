@@ -1,0 +1,438 @@
+"""Tests for jaxembed.train: objectives, the sparse/dense step, learning, sharding."""
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import textwrap
+
+import chex
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from jaxembed import train as tr
+
+V, D, B = 32, 16, 8
+
+
+def _batch(objective, seed=0, batch=B, window=2, vocab=V, length=6):
+    """A random batch in jaxembed.data's format (one step, numpy)."""
+    rng = np.random.default_rng(seed)
+    out = {"mask_B": np.ones(batch, np.float32), "progress": np.float32(0.25), "words": batch}
+    if objective == "next-token":
+        ids = rng.integers(0, vocab, (batch, length + 1)).astype(np.int32)
+        return out | {"inputs_BxT": ids[:, :-1], "targets_BxT": ids[:, 1:]}
+    out["center_B"] = rng.integers(0, vocab, batch).astype(np.int32)
+    if objective == "skipgram":
+        return out | {"context_B": rng.integers(0, vocab, batch).astype(np.int32)}
+    mask = (rng.random((batch, 2 * window)) < 0.7).astype(np.float32)
+    mask[:, 0] = 1.0
+    context = np.where(mask > 0, rng.integers(0, vocab, (batch, 2 * window)), 0).astype(np.int32)
+    return out | {"context_BxC": context, "context_mask_BxC": mask}
+
+
+def _noise(vocab=V):
+    return np.arange(vocab, 0, -1, dtype=np.float64) ** 0.75
+
+
+def _cdf(vocab=V):
+    probs = _noise(vocab)
+    return jnp.asarray(np.cumsum(probs / probs.sum()), jnp.float32)
+
+
+def _state(config, vocab=V, seed=1):
+    """A state whose output table is random too, so every touched row of both tables moves."""
+    state = tr.init_state(config, vocab)
+    if config.objective == "next-token":
+        return state
+    out = jax.random.normal(jax.random.key(seed), (vocab, config.dim)) * 0.1
+    return state.replace(params={**state.params, "out": out})
+
+
+def _copy(state):
+    return jax.tree.map(lambda x: jnp.array(x, copy=True), state)
+
+
+# ---------------------------------------------------------------------------- objectives
+
+
+class TestObjectives(chex.TestCase):
+    @chex.variants(with_jit=True, without_jit=True)
+    def test_negative_sampling_loss_matches_the_formula(self):
+        rng = np.random.default_rng(0)
+        v, u = rng.normal(size=(4, 3)), rng.normal(size=(4, 3))
+        n = rng.normal(size=(4, 2, 3))
+        neg_mask = np.array([[1, 1], [1, 0], [0, 0], [1, 1]], np.float32)
+        mask = np.array([1, 1, 1, 0], np.float32)
+
+        def log_sigmoid(x):
+            return -np.log1p(np.exp(-x))
+
+        expected = 0.0
+        for b in range(3):  # the 4th pair is padding
+            expected -= log_sigmoid(v[b] @ u[b])
+            expected -= sum(neg_mask[b, k] * log_sigmoid(-(v[b] @ n[b, k])) for k in range(2))
+        loss = self.variant(tr.negative_sampling_loss)(
+            *(jnp.asarray(x, jnp.float32) for x in (v, u, n, neg_mask, mask))
+        )
+        np.testing.assert_allclose(loss, expected, rtol=1e-5)
+
+    def test_shared_noise_words_score_every_pair_of_their_group(self):
+        rng = np.random.default_rng(1)
+        v, u = rng.normal(size=(4, 3)), rng.normal(size=(4, 3))
+        n_2xKxD = rng.normal(size=(2, 5, 3))
+        ones = np.ones((4, 5), np.float32)
+        shared = tr.negative_sampling_loss(v, u, n_2xKxD, ones, np.ones(4))
+        per_pair = np.repeat(n_2xKxD, 2, axis=0)  # pairs 0,1 use group 0; 2,3 group 1
+        np.testing.assert_allclose(
+            shared, tr.negative_sampling_loss(v, u, per_pair, ones, np.ones(4)), rtol=1e-5
+        )
+
+    @chex.variants(with_jit=True, without_jit=True)
+    def test_cbow_mean_is_the_mean_with_word2vec_gradient(self):
+        context = jnp.arange(12.0).reshape(1, 4, 3)
+        mask = jnp.array([[1.0, 1.0, 0.0, 1.0]])
+        mean = self.variant(tr.cbow_mean)(context, mask)
+        np.testing.assert_allclose(mean, (context[0, 0] + context[0, 1] + context[0, 3])[None] / 3)
+        grad = jax.grad(lambda c: jnp.sum(tr.cbow_mean(c, mask)))(context)
+        # word2vec gives every real context vector the whole error (1 per output), padding none.
+        np.testing.assert_allclose(grad[0], np.array([[1.0] * 3, [1.0] * 3, [0.0] * 3, [1.0] * 3]))
+
+    def test_next_token_logits_are_tied_to_the_token_table(self):
+        model = tr.NextTokenModel(vocab_size=V, dim=D, context_length=5)
+        ids = jnp.array([[1, 2, 3]])
+        params = model.init(jax.random.key(0), ids)
+        table = params["params"]["embed"]["embedding"]
+        doubled = jax.tree.map(lambda x: x, params)
+        doubled["params"]["embed"]["embedding"] = table * 2.0
+        # Logits are bilinear in the token table (input and output); scaling it scales them.
+        hidden_free = {
+            **params["params"],
+            "mix": jax.tree.map(jnp.zeros_like, params["params"]["mix"]),
+        }
+        zero_pos = {**hidden_free, "pos": {"embedding": jnp.zeros((5, D))}}
+        logits = model.apply({"params": zero_pos}, ids)
+        np.testing.assert_allclose(logits[0], table[ids[0]] @ table.T, rtol=1e-5, atol=1e-6)
+
+
+# ---------------------------------------------------------------------------- the step
+
+
+def _touched_rows(config, state, batch):
+    """Rows the batch touches: input rows, and output rows (centres + noise words of this step)."""
+    key = jax.random.fold_in(jax.random.wrap_key_data(state.key), state.step)
+    groups = batch["center_B"].shape[0] // config.share_negatives
+    noise = tr.sample_noise(key, _cdf(), (groups, config.negative))
+    if config.objective == "skipgram":
+        inputs = batch["context_B"]
+    else:
+        inputs = batch["context_BxC"][batch["context_mask_BxC"] > 0]
+    return set(np.asarray(inputs).tolist()), set(batch["center_B"].tolist()) | set(
+        np.asarray(noise).ravel().tolist()
+    )
+
+
+@pytest.mark.parametrize("objective", ["skipgram", "cbow"])
+@pytest.mark.parametrize("optimizer", ["sgd", "adam"])
+def test_sparse_step_changes_exactly_the_rows_the_batch_touches(objective, optimizer):
+    config = tr.TrainConfig(objective=objective, dim=D, optimizer=optimizer, update="sparse")
+    state, batch = _state(config), _batch(objective)
+    want_in, want_out = _touched_rows(config, state, batch)
+    new, _ = tr.make_train_step(config, _noise())(_copy(state), batch)
+    for name, want in (("embed", want_in), ("out", want_out)):
+        changed = np.any(np.asarray(new.params[name]) != np.asarray(state.params[name]), axis=1)
+        assert set(np.flatnonzero(changed).tolist()) == want, name
+    assert int(new.step) == 1
+
+
+@pytest.mark.parametrize("objective", ["skipgram", "cbow"])
+@pytest.mark.parametrize("share", [1, 4])
+def test_sparse_and_dense_sgd_give_the_same_table(objective, share):
+    tables = {}
+    for update in ("sparse", "dense"):
+        config = tr.TrainConfig(objective=objective, dim=D, update=update, share_negatives=share)
+        step = tr.make_train_step(config, _noise())
+        state = _state(config)
+        for seed in range(3):
+            state, _ = step(state, _batch(objective, seed))
+        tables[update] = state.params
+    chex.assert_trees_all_close(tables["sparse"], tables["dense"], rtol=1e-5, atol=1e-7)
+
+
+def test_lazy_adam_matches_adam_on_rows_it_touches_and_freezes_skipped_rows():
+    """Sparse Adam is lazy Adam: a row moves only when a batch touches it. Dense Adam's momentum
+    keeps moving rows a later batch skips; rows touched at every step match exactly."""
+    batches = [_batch("skipgram", seed) for seed in range(2)]
+    batches[1]["context_B"] = batches[0]["context_B"][::-1].copy()  # same input rows twice
+    params = {}
+    for update in ("sparse", "dense"):
+        config = tr.TrainConfig(dim=D, optimizer="adam", lr=0.01, update=update)
+        step = tr.make_train_step(config, _noise())
+        state = _state(config)
+        touched = [_touched_rows(config, state, batches[0])]
+        state, _ = step(state, batches[0])
+        params[update, 1] = jax.tree.map(np.array, state.params)
+        touched.append(_touched_rows(config, state, batches[1]))
+        state, _ = step(state, batches[1])
+        params[update, 2] = jax.tree.map(np.array, state.params)
+    # Step 1 starts from zero moments: rows without gradient do not move in either.
+    chex.assert_trees_all_close(params["sparse", 1], params["dense", 1], rtol=1e-5, atol=1e-7)
+    every_step = sorted(touched[0][0] & touched[1][0])
+    np.testing.assert_allclose(
+        params["sparse", 2]["embed"][every_step], params["dense", 2]["embed"][every_step], rtol=1e-5
+    )
+    skipped = sorted(touched[0][1] - touched[1][1])  # output rows of step 1 that step 2 skips
+    never = sorted(set(range(V)) - touched[0][1] - touched[1][1])
+    assert skipped and never
+    for update, moves in (("sparse", False), ("dense", True)):
+        moved = params[update, 2]["out"] != params[update, 1]["out"]
+        assert np.all(moved[skipped].any(axis=1)) == moves, update
+        assert not moved[never].any(), update
+
+
+@pytest.mark.parametrize(
+    "objective, optimizer, lr",
+    [("skipgram", "sgd", 0.5), ("cbow", "sgd", 0.5), ("next-token", "adam", 0.02)],
+)
+def test_loss_falls_over_steps(objective, optimizer, lr):
+    config = tr.TrainConfig(objective=objective, dim=D, optimizer=optimizer, lr=lr, min_lr=lr)
+    step = tr.make_train_step(config, _noise(), stacked=True)
+    batch = _batch(objective, batch=16)
+    stacked = {k: np.stack([v] * 30) for k, v in batch.items() if k != "words"}
+    _, metrics = step(tr.init_state(config, V), stacked)
+    loss = np.asarray(metrics["loss_sum"]) / np.asarray(metrics["count"])
+    assert loss[-5:].mean() < 0.8 * loss[:5].mean(), loss
+
+
+def test_stacked_steps_equal_single_steps():
+    config = tr.TrainConfig(dim=D)
+    batches = [_batch("skipgram", seed) for seed in range(4)]
+    single = tr.make_train_step(config, _noise())
+    state = _state(config)
+    for batch in batches:
+        state, _ = single(state, batch)
+    stacked = {k: np.stack([b[k] for b in batches]) for k in batches[0] if k != "words"}
+    scanned, metrics = tr.make_train_step(config, _noise(), stacked=True)(_state(config), stacked)
+    chex.assert_trees_all_close(scanned.params, state.params, rtol=1e-6, atol=1e-8)
+    assert metrics["loss_sum"].shape == (4,)
+
+
+def test_learning_rate_decays_linearly_from_lr_to_min_lr():
+    config = tr.TrainConfig(lr=0.025, min_lr=0.0001)
+    rates = [float(tr.learning_rate(config, jnp.float32(p))) for p in (0.0, 0.5, 1.0, 2.0)]
+    np.testing.assert_allclose(rates, [0.025, 0.01255, 0.0001, 0.0001], rtol=1e-5)
+
+
+def test_noise_words_follow_the_distribution():
+    probs = np.array([0.5, 0.0, 0.3, 0.2])
+    cdf = jnp.asarray(np.cumsum(probs), jnp.float32)
+    ids = np.asarray(tr.sample_noise(jax.random.key(0), cdf, (20000,)))
+    freq = np.bincount(ids, minlength=4) / ids.size
+    np.testing.assert_allclose(freq, probs, atol=0.015)
+    assert freq[1] == 0
+
+
+def test_same_seed_same_table_other_seed_other_table():
+    def run(seed):
+        config = tr.TrainConfig(dim=D, seed=seed)
+        step = tr.make_train_step(config, _noise())
+        state = tr.init_state(config, V)
+        for s in range(3):
+            state, _ = step(state, _batch("skipgram", s))
+        return np.asarray(tr.input_table(state))
+
+    np.testing.assert_array_equal(run(3), run(3))
+    assert not np.allclose(run(3), run(4))
+
+
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        ({"objective": "glove"}, "objective must be one of"),
+        ({"dim": 0}, "dim must be a positive integer"),
+        ({"negative": -1}, "negative must be a positive integer"),
+        ({"lr": 0.0}, "need lr > 0"),
+        ({"lr": 0.01, "min_lr": 0.1}, "min_lr <= lr"),
+        ({"optimizer": "lion"}, "optimizer must be one of"),
+    ],
+)
+def test_bad_configuration_is_refused(kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        tr.TrainConfig(**kwargs)
+
+
+def test_batch_not_divisible_by_shared_negatives_is_refused():
+    config = tr.TrainConfig(dim=D, share_negatives=3)
+    with pytest.raises(ValueError, match="multiple of share_negatives"):
+        tr.make_train_step(config, _noise())(tr.init_state(config, V), _batch("skipgram"))
+
+
+def test_auto_update_is_sparse_for_sgd_only():
+    assert tr.TrainConfig(optimizer="sgd").sparse
+    assert not tr.TrainConfig(optimizer="adam").sparse
+    assert tr.TrainConfig(optimizer="adam", update="sparse").sparse
+    assert not tr.TrainConfig(objective="next-token", update="sparse").sparse
+
+
+# ---------------------------------------------------------------------------- learned meaning
+
+
+def _planted_batches(objective, steps, seed=0, batch=64, window=2):
+    """Two groups of 8 words; sentences draw words from one group only."""
+    rng = np.random.default_rng(seed)
+    groups = np.arange(16).reshape(2, 8)
+    for i in range(steps):
+        group_B = rng.integers(0, 2, batch)
+        sentences = groups[group_B[:, None], rng.integers(0, 8, (batch, 2 * window + 1))]
+        out = {"mask_B": np.ones(batch, np.float32), "progress": np.float32(i / steps)}
+        if objective == "skipgram":
+            offsets = rng.integers(0, 2 * window, batch)
+            offsets += offsets >= window
+            context_B = sentences[np.arange(batch), offsets]
+            yield out | {"center_B": sentences[:, window], "context_B": context_B}
+        elif objective == "cbow":
+            context = np.delete(sentences, window, axis=1).astype(np.int32)
+            mask = np.ones(context.shape, np.float32)
+            yield out | {
+                "center_B": sentences[:, window],
+                "context_BxC": context,
+                "context_mask_BxC": mask,
+            }
+        else:
+            yield out | {"inputs_BxT": sentences[:, :-1], "targets_BxT": sentences[:, 1:]}
+
+
+@pytest.mark.parametrize(
+    "objective, optimizer, lr",
+    [("skipgram", "sgd", 0.25), ("cbow", "sgd", 0.1), ("next-token", "adam", 0.03)],
+)
+def test_planted_groups_are_learned(objective, optimizer, lr):
+    config = tr.TrainConfig(
+        objective=objective, dim=D, optimizer=optimizer, lr=lr, min_lr=0.0, context_length=4
+    )
+    noise = np.ones(16)
+    step = tr.make_train_step(config, noise, stacked=True)
+    state = tr.init_state(config, 16)
+    batches = list(_planted_batches(objective, 60))
+    stacked = {k: np.stack([b[k] for b in batches]) for k in batches[0]}
+    state, _ = step(state, stacked)
+    table = np.asarray(tr.input_table(state))
+    unit = table / np.linalg.norm(table, axis=1, keepdims=True)
+    cos = unit @ unit.T
+    same = np.kron(np.eye(2), np.ones((8, 8))).astype(bool) & ~np.eye(16, dtype=bool)
+    cross = ~np.kron(np.eye(2), np.ones((8, 8))).astype(bool)
+    assert cos[same].mean() > cos[cross].mean() + 0.3, (cos[same].mean(), cos[cross].mean())
+
+
+# ---------------------------------------------------------------------------- sharding
+
+_SHARDED_SCRIPT = textwrap.dedent(
+    """
+    import json, os, sys
+    import numpy as np
+    import jax
+    {setup}
+    sys.path.insert(0, {tests!r})
+    from test_train import _batch, _noise, V, D
+    from jaxembed import train as tr
+
+    results = {{}}
+    for objective in {objectives}:
+        config = tr.TrainConfig(objective=objective, dim=D, lr=0.5)
+        batches = [_batch(objective, seed, batch=16) for seed in range(3)]
+        for name, mesh_shape in {meshes}:
+            if mesh_shape is None:
+                state = tr.init_state(config, V)
+                step = tr.make_train_step(config, _noise())
+                for batch in batches:
+                    state, _ = step(state, batch)
+            else:
+                mesh = tr.make_mesh(*mesh_shape)
+                state = tr.shard_state(tr.init_state(config, V), mesh, V)
+                step = tr.make_train_step(config, _noise(), mesh=mesh)
+                for batch in batches:
+                    state, _ = step(state, tr.shard_batch(batch, mesh))
+                sharding = state.params["embed"].sharding  # rows split over "model"
+                assert len(sharding.device_set) == jax.device_count(), sharding
+                assert sharding.shard_shape((V, D)) == (V // mesh_shape[1], D), sharding
+            table = tr.to_host(state.params)
+            results[objective + "/" + name] = {{k: v.tolist() for k, v in table.items()}}
+    if jax.process_index() == 0:
+        with open({out!r}, "w") as f:
+            json.dump(results, f)
+    """
+)
+
+
+def _run_script(tmp_path, setup, meshes, objectives, processes=1, env_extra=None):
+    out = tmp_path / "tables.json"
+    script = _SHARDED_SCRIPT.format(
+        setup=setup,
+        tests=os.path.dirname(__file__),
+        meshes=meshes,
+        objectives=tuple(objectives),
+        out=str(out),
+    )
+    path = tmp_path / "script.py"
+    path.write_text(script)
+    env = {**os.environ, **(env_extra or {})}
+    procs = [
+        subprocess.Popen(
+            [sys.executable, str(path), str(i)],
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+        for i in range(processes)
+    ]
+    logs = [p.communicate(timeout=300)[0] for p in procs]
+    for p, log in zip(procs, logs, strict=True):
+        assert p.returncode == 0, log[-3000:]
+    return json.loads(out.read_text())
+
+
+def _assert_same_tables(results, reference):
+    for name, tables in results.items():
+        base = results[name.split("/")[0] + "/" + reference]
+        for k in tables:
+            np.testing.assert_allclose(tables[k], base[k], rtol=1e-5, atol=1e-6, err_msg=name)
+
+
+@pytest.mark.parametrize("objective", ["skipgram", pytest.param("cbow", marks=pytest.mark.slow)])
+def test_eight_devices_give_the_same_table_as_one(tmp_path, objective):
+    meshes = [("one", None), ("data8", (8, 1)), ("4x2", (4, 2))]
+    env = {"XLA_FLAGS": "--xla_force_host_platform_device_count=8", "JAX_PLATFORMS": "cpu"}
+    setup = "assert jax.device_count() == 8"
+    results = _run_script(tmp_path, setup, meshes, [objective], env_extra=env)
+    assert len(results) == 3
+    _assert_same_tables(results, "one")
+
+
+def _free_port():
+    with socket.socket() as s:
+        s.bind(("localhost", 0))
+        return s.getsockname()[1]
+
+
+@pytest.mark.slow
+def test_two_processes_give_the_same_table_as_one(tmp_path):
+    setup = textwrap.dedent(
+        f"""
+        jax.config.update("jax_cpu_collectives_implementation", "gloo")
+        jax.distributed.initialize(coordinator_address="localhost:{_free_port()}",
+                                   num_processes=2, process_id=int(sys.argv[1]))
+        assert jax.device_count() == 2 and jax.local_device_count() == 1
+        """
+    )
+    meshes = [("data2", (2, 1)), ("model2", (1, 2))]
+    env = {"JAX_PLATFORMS": "cpu", "XLA_FLAGS": ""}
+    objectives = ["skipgram", "cbow"]
+    results = _run_script(tmp_path, setup, meshes, objectives, processes=2, env_extra=env)
+    single = _run_script(
+        tmp_path, "", [("one", None)], objectives, env_extra={"JAX_PLATFORMS": "cpu"}
+    )
+    _assert_same_tables(results | single, "one")
