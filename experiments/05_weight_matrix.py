@@ -39,13 +39,13 @@ def run(config: Config) -> dict:
     import numpy as np
 
     from jaxembed import loop, train
-    from jaxembed.commands.demo import (
+    from jaxembed.embed import count_params
+    from jaxembed.lecture import (
         LEE_PAIRS,
         default_corpus,
         learn_and_compare,
         prepare_corpus,
     )
-    from jaxembed.embed import count_params
     from jaxembed.plots import write_json
     from jaxembed.tokenize import gpt2_tokenizer
 

@@ -34,8 +34,8 @@ def run(config: Config) -> dict:
     import jax.numpy as jnp
     import numpy as np
 
-    from jaxembed.commands.demo import default_corpus, open_text
     from jaxembed.embed import init_table, lookup
+    from jaxembed.lecture import default_corpus, open_text
     from jaxembed.plots import figure, heatmap, save_figure, write_json
     from jaxembed.positions import (
         init_positions,

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from jaxembed import cli
-from jaxembed.commands.demo import pair_closeness, prepare_corpus
+from jaxembed.lecture import pair_closeness, prepare_corpus
 from jaxembed.vocab import Vocab
 
 PNG = b"\x89PNG\r\n\x1a\n"

@@ -1,0 +1,284 @@
+"""The lecture's learning stage as functions: text -> word tokens -> a word2vec table, before and after.
+
+`jaxembed demo`, experiments/05_weight_matrix.py, experiments/08_positions.py and the notebooks
+share these. The default text is gensim's Lee news corpus (300 stories, 60,000 words), which every
+gensim install ships, so everything here runs offline.
+
+    >>> prepare_corpus([default_corpus()], "out/corpus.txt")
+    >>> fit_config = FitConfig(epochs=20, min_count=3, batch_size=256)
+    >>> learned = learn_and_compare("out/corpus.txt", "out", TrainConfig(dim=50, seed=1), fit_config)
+    >>> learned["pairs_before"][0]["rank"], learned["pairs_after"][0]["rank"]
+    (153, 1)
+"""
+
+from __future__ import annotations
+
+import bz2
+import gzip
+import lzma
+import os
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+
+# Related words of the Lee corpus (2001 news), chosen before training; report every one.
+LEE_PAIRS = (
+    ("al", "qaeda"),
+    ("osama", "laden"),
+    ("tora", "bora"),
+    ("yasser", "arafat"),
+    ("afghanistan", "taliban"),
+    ("israel", "palestinian"),
+    ("hamas", "gaza"),
+    ("fire", "firefighters"),
+    ("prime", "minister"),
+    ("south", "wales"),
+    ("sydney", "melbourne"),
+    ("qantas", "unions"),
+)
+
+
+def default_corpus() -> str:
+    """gensim's Lee background corpus: 300 news stories, one per line, 60k words."""
+    from gensim.test.utils import datapath
+
+    return datapath("lee_background.cor")
+
+
+def open_text(path: str | os.PathLike):
+    """Opens a plain, .xz, .gz or .bz2 text file for reading (UTF-8, bad bytes replaced)."""
+    opener = {".xz": lzma.open, ".gz": gzip.open, ".bz2": bz2.open}.get(Path(path).suffix, open)
+    return opener(path, "rt", encoding="utf-8", errors="replace")
+
+
+def word_lines(
+    paths: Sequence[str | os.PathLike], max_lines: int | None = None
+) -> Iterator[tuple[str, list[str]]]:
+    """Yields (line, its lowercase word tokens without punctuation) for each non-empty line."""
+    from jaxembed.tokenize import split_words
+
+    done = 0
+    for path in paths:
+        with open_text(path) as f:
+            for line in f:
+                if max_lines is not None and done >= max_lines:
+                    return
+                words = [t.lower() for t in split_words(line) if t[0].isalnum()]
+                if words:
+                    done += 1
+                    yield line.strip(), words
+
+
+def prepare_corpus(
+    paths: Sequence[str | os.PathLike], dst: str | os.PathLike, max_lines: int | None = None
+) -> dict:
+    """Tokenizes text files into `dst`: one line of space-separated lowercase words per line.
+
+    Args:
+      paths: text files, one sentence or document per line.
+      dst: the file to write (atomically).
+      max_lines: stop after this many non-empty lines.
+
+    Returns:
+      {"lines", "tokens", "example_text", "example_tokens"} (the example is the first line).
+
+    Example:
+      >>> prepare_corpus([default_corpus()], "corpus.txt")["tokens"]
+      59904
+    """
+    from jaxembed.plots import atomic_open
+
+    stats = {"lines": 0, "tokens": 0, "example_text": "", "example_tokens": []}
+    dst = Path(dst)
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    with atomic_open(dst, "w") as f:
+        for line, words in word_lines(paths, max_lines):
+            if not stats["lines"]:
+                stats["example_text"], stats["example_tokens"] = line, words
+            stats["lines"] += 1
+            stats["tokens"] += len(words)
+            f.write(" ".join(words) + "\n")
+    if not stats["lines"]:
+        raise ValueError(f"no words found in {[os.fspath(p) for p in paths]} - pass text files")
+    return stats
+
+
+def train_before_after(corpus_path, run_dir, train_config, fit_config, progress: bool = True):
+    """Trains word2vec with `jaxembed.loop.fit`; returns the table before and after training.
+
+    Args:
+      corpus_path: a tokenized text file (see `prepare_corpus`).
+      run_dir: the run's folder (replaced if it holds an earlier run).
+      train_config, fit_config: `jaxembed.train.TrainConfig` and `jaxembed.loop.FitConfig`.
+      progress: show fit's progress bar (words/s, loss).
+
+    Returns:
+      (before_VxD, after_VxD, vocab, summary): the random initial table `fit` started from
+      (`init_state` with the same seed), the learned one, its vocabulary and fit's summary.
+
+    Example:
+      >>> before_VxD, after_VxD, vocab, summary = train_before_after("corpus.txt", "w2v",
+      ...     TrainConfig(dim=50), FitConfig(epochs=20, min_count=3))
+    """
+    import numpy as np
+
+    from jaxembed import loop, train
+    from jaxembed.io import load_vectors
+
+    summary = loop.fit(
+        [corpus_path], run_dir, train_config, fit_config, overwrite=True, progress=progress
+    )
+    after_VxD, vocab = load_vectors(run_dir)
+    before_VxD = np.asarray(train.input_table(train.init_state(train_config, len(vocab))))
+    return before_VxD, after_VxD, vocab, summary
+
+
+def learn_and_compare(
+    corpus_path, out, train_config, fit_config, pairs: Sequence[tuple[str, str]] = LEE_PAIRS
+) -> dict:
+    """Trains a table (`train_before_after`) and shows how related words moved; draws the figures.
+
+    Prints the vocabulary, the speed, and for each pair found in the vocabulary its cosine and
+    rank before -> after training; writes `before_after_figures` into `out`.
+
+    Args:
+      corpus_path: a tokenized text file (see `prepare_corpus`).
+      out: the folder of the figures; the run goes to out/word2vec.
+      train_config, fit_config: `jaxembed.train.TrainConfig` and `jaxembed.loop.FitConfig`.
+      pairs: related (a, b) words; pairs with a word outside the vocabulary are left out.
+
+    Returns:
+      {"before_VxD", "after_VxD", "vocab", "summary", "pairs_before", "pairs_after", "figures"}.
+
+    Example:
+      >>> learned = learn_and_compare("corpus.txt", "out", TrainConfig(dim=50), FitConfig())
+      >>> learned["pairs_after"][0]["rank"]
+      1
+    """
+    out = Path(out)
+    before_VxD, after_VxD, vocab, summary = train_before_after(
+        corpus_path, out / "word2vec", train_config, fit_config
+    )
+    print(
+        f"  vocabulary {len(vocab):,} words; table {after_VxD.shape}; "
+        f"{summary['words_per_second']:,.0f} words/s; loss {summary['epoch_losses'][0]:.3f} -> "
+        f"{summary['epoch_losses'][-1]:.3f}"
+    )
+    pairs = [p for p in pairs if p[0] in vocab and p[1] in vocab]
+    before = pair_closeness(before_VxD, vocab, pairs)
+    after = pair_closeness(after_VxD, vocab, pairs)
+    print(f"  related words, before -> after training (rank 1 = nearest of {len(vocab) - 1:,}):")
+    for b, a in zip(before, after, strict=True):
+        print(
+            f"  {b['a']:>12} ~ {b['b']:<12} cosine {b['cosine']:+.2f} -> {a['cosine']:+.2f}"
+            f"   rank {b['rank']:>5} -> {a['rank']:>4}"
+        )
+    figures = before_after_figures(
+        out, before_VxD, after_VxD, vocab, pairs, summary["epoch_losses"]
+    )
+    return {
+        "before_VxD": before_VxD,
+        "after_VxD": after_VxD,
+        "vocab": vocab,
+        "summary": summary,
+        "pairs_before": before,
+        "pairs_after": after,
+        "figures": figures,
+    }
+
+
+def pair_closeness(table_VxD, vocab, pairs: Sequence[tuple[str, str]]) -> list[dict]:
+    """How close b is to a, for each (a, b): their cosine and b's rank among a's neighbours.
+
+    The rank (1 = a's nearest word) is the fair measure across tables: word2vec vectors share a
+    common direction, so the cosine of any two words rises in training, related or not.
+
+    Returns:
+      [{"a", "b", "cosine", "rank", "of"}, ...], "of" being the number of candidate words.
+
+    Example:
+      >>> pair_closeness(after_VxD, vocab, [("al", "qaeda")])
+      [{'a': 'al', 'b': 'qaeda', 'cosine': 0.98..., 'rank': 1, 'of': 2862}]
+    """
+    import numpy as np
+
+    from jaxembed.vectors import similarity_matrix
+
+    if not pairs:
+        return []
+    a_P = vocab.encode([a for a, _ in pairs])
+    b_P = vocab.encode([b for _, b in pairs])
+    scores_PxV = np.array(similarity_matrix(table_VxD[a_P], table_VxD))
+    scores_PxV[np.arange(len(pairs)), a_P] = -np.inf  # a is not its own neighbour
+    target_P = scores_PxV[np.arange(len(pairs)), b_P]
+    ranks_P = 1 + (scores_PxV > target_P[:, None]).sum(axis=1)
+    return [
+        {"a": a, "b": b, "cosine": float(c), "rank": int(r), "of": len(vocab) - 1}
+        for (a, b), c, r in zip(pairs, target_P, ranks_P, strict=True)
+    ]
+
+
+def before_after_figures(out, before_VxD, after_VxD, vocab, pairs, epoch_losses) -> list[Path]:
+    """Writes projection_before_after.png, similarity_before_after.png and loss.png to `out`."""
+    import numpy as np
+
+    from jaxembed.plots import figure, heatmap, line_plot, pair_projection, save_figure
+    from jaxembed.vectors import similarity_matrix
+
+    out, paths = Path(out), []
+    if pairs:
+        fig, axes = figure(ncols=2, panel_inches=(6.0, 5.2))
+        pair_projection(axes[0], before_VxD, vocab, pairs, title="random table (before training)")
+        pair_projection(axes[1], after_VxD, vocab, pairs, title="trained word2vec (after)")
+        paths.append(save_figure(fig, out / "projection_before_after.png"))
+        words = list(dict.fromkeys(w for pair in pairs for w in pair))
+        fig, axes = figure(ncols=2, panel_inches=(6.0, 5.2))
+        for ax, table_VxD, title in (
+            (axes[0], before_VxD, "before"),
+            (axes[1], after_VxD, "after"),
+        ):
+            vectors_NxD = table_VxD[vocab.encode(words)]
+            heatmap(
+                ax,
+                similarity_matrix(vectors_NxD, vectors_NxD),
+                words,
+                annotate=False,
+                title=f"cosine similarity, {title} training",
+            )
+        paths.append(save_figure(fig, out / "similarity_before_after.png"))
+    fig, ax = figure()
+    epochs = np.arange(1, len(epoch_losses) + 1)
+    line_plot(
+        ax,
+        epochs,
+        {"skip-gram loss": epoch_losses},
+        "epoch",
+        "mean loss per pair",
+        title="word2vec training",
+    )
+    paths.append(save_figure(fig, out / "loss.png"))
+    return paths
+
+
+def analogy_accuracy(table_VxD, vocab) -> dict:
+    """Google's analogy questions (gensim's questions-words.txt) whose words are all in `vocab`."""
+    from jaxembed.evaluate import benchmark_path, evaluate_analogies
+
+    result = evaluate_analogies(table_VxD, vocab, benchmark_path("questions-words"), None)
+    return {k: result[k] for k in ("accuracy", "correct", "attempted", "questions")}
+
+
+def glove_queries() -> dict:
+    """king + woman - man and tower's neighbours on GloVe 6B 50-d, or why they were skipped."""
+    from jaxembed.io import load_vectors
+    from jaxembed.vectors import most_similar
+
+    try:
+        table_VxD, vocab = load_vectors("glove-6b-50d", limit=100_000)
+    except ImportError as err:
+        return {"skipped": str(err)}
+    return {
+        "analogy": most_similar(
+            table_VxD, vocab, positive=["king", "woman"], negative=["man"], topn=5
+        ),
+        "tower": most_similar(table_VxD, vocab, positive=["tower"], topn=5),
+    }
