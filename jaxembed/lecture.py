@@ -220,6 +220,7 @@ def pair_closeness(table_VxD, vocab, pairs: Sequence[tuple[str, str]]) -> list[d
 def before_after_figures(out, before_VxD, after_VxD, vocab, pairs, epoch_losses) -> list[Path]:
     """Writes projection_before_after.png, similarity_before_after.png and loss.png to `out`."""
     import numpy as np
+    from matplotlib.ticker import MaxNLocator
 
     from jaxembed.plots import figure, heatmap, line_plot, pair_projection, save_figure
     from jaxembed.vectors import similarity_matrix
@@ -255,6 +256,7 @@ def before_after_figures(out, before_VxD, after_VxD, vocab, pairs, epoch_losses)
         "mean loss per pair",
         title="word2vec training",
     )
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))  # epochs are whole numbers
     paths.append(save_figure(fig, out / "loss.png"))
     return paths
 

@@ -143,6 +143,7 @@ def run(config: DemoConfig) -> dict:
     results = {
         "corpus": [os.fspath(p) for p in paths],
         "tokens": tokens,
+        "example_ids": example_ids,
         "vocab_size": len(vocab),
         "table_shape": list(after_VxD.shape),
         "training": {k: summary[k] for k in ("epoch_losses", "train_seconds", "words_per_second")},
@@ -178,9 +179,12 @@ def write_report(out, config: DemoConfig, results: dict) -> Path:
         "",
         "## 1. text -> tokens -> IDs -> vectors",
         "",
-        f"> {results['tokens']['example_text'][:200]}",
+        f"> {_shorten(results['tokens']['example_text'], 200)}",
         "",
-        f"Word tokens: `{' '.join(results['tokens']['example_tokens'][:12])} ...`",
+        f"Word tokens: `{' '.join(results['tokens']['example_tokens'][:10])} ...`",
+        "",
+        f"Token IDs: `{' '.join(str(i) for i in results['example_ids'])} ...` (None: a word seen "
+        f"fewer than {config.min_count} times, left out of the vocabulary)",
         "",
         f"Vocabulary: {results['vocab_size']:,} words seen at least {config.min_count} times, "
         f"frequency order. The embedding table is {results['table_shape'][0]:,} x "
@@ -247,6 +251,10 @@ def write_report(out, config: DemoConfig, results: dict) -> Path:
     with atomic_open(path, "w") as f:
         f.write("\n".join(lines) + "\n")
     return path
+
+
+def _shorten(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[:limit].rsplit(" ", 1)[0] + " ..."
 
 
 def _stage(number: int, title: str, detail=None) -> None:
