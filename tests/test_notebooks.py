@@ -82,7 +82,7 @@ def test_from_scratch_notebook_runs(kernel):
     assert "38,597,376 weights" in text  # GPT-2 small's table, sized by flax
     assert "True True" in text  # one-hot product and Dense equal the lookup
     assert _images(nb) >= 5
-    assert (kernel / "lee" / "word2vec" / "vectors.txt").is_file()
+    assert (kernel / "notebook-out" / "lee" / "word2vec" / "vectors.txt").is_file()
 
 
 @pytest.mark.slow
