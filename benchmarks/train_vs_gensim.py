@@ -1,0 +1,385 @@
+"""Training benchmark: `jaxembed train` vs gensim Word2Vec, same corpus and settings, alternating.
+
+    python benchmarks/train_vs_gensim.py [--quick] [--objective skipgram cbow] [--json-out FILE]
+
+Each run is its own subprocess pinned to the same `--threads` cores (gensim gets workers=threads),
+so its peak RSS (ru_maxrss from wait4) and wall time are its own. The two tools alternate: within
+a repeat the one that went second last time goes first. Both read the same plain-text corpus (the
+.xz is decompressed once beforehand); jaxembed runs through its command line, `python -m
+jaxembed.cli train`, and gensim through `Word2Vec(...)` + `build_vocab` + `train` in a worker.
+
+Reported per run: training words/s (raw corpus words x epochs / training seconds, each tool's own
+clock around its training loop: jaxembed's includes jit compilation, gensim's excludes vocabulary
+building), wall time of the whole process (imports, reading, vocabulary, training, writing
+vectors.txt), peak RSS, and the quality of the written vectors: Google analogies
+(`questions-words.txt`, restrict_vocab 30,000) and WordSim-353 Spearman, computed by gensim's
+KeyedVectors functions and by jaxembed.evaluate on the same file (they agree: see
+evaluate_vs_gensim.py). Target (2-core CPU): jaxembed's words/s >= gensim's, quality within 1 point
+(analogy accuracy within 1 percentage point, Spearman within 0.01).
+
+Defaults: dim 200, window 5, negative 5, sample 1e-4, min-count 5, 5 epochs, 2 threads, seed 1.
+--quick: the first 1M words of the corpus, 1 epoch. The full run takes 10+ minutes of a quiet machine.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import lzma
+import os
+import shlex
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+
+import numpy as np
+from _bench import (
+    add_common_args,
+    machine_info,
+    machine_line,
+    markdown_table,
+    run_measured,
+    shared_data,
+    verdict,
+    write_json,
+)
+
+DEFAULT_CORPUS = shared_data("corpus-en-11m.txt.xz")
+TOOLS = ("gensim", "jaxembed")
+
+
+# ----------------------------------------------------------------------------- workers
+
+
+def gensim_worker(args: argparse.Namespace) -> None:
+    """Trains gensim Word2Vec on args.corpus; writes vectors.txt and run.json to args.out."""
+    from gensim.models import Word2Vec
+    from gensim.models.word2vec import LineSentence
+
+    started = time.perf_counter()
+    model = Word2Vec(
+        vector_size=args.dim,
+        window=args.window,
+        negative=args.negative,
+        sample=args.sample,
+        min_count=args.min_count,
+        epochs=args.epochs,
+        workers=args.threads,
+        sg=1 if args.objective == "skipgram" else 0,
+        seed=args.seed,
+    )
+    if args.gensim_input == "corpus_file":
+        model.build_vocab(corpus_file=args.corpus)
+        vocab_done = time.perf_counter()
+        effective, raw = model.train(
+            corpus_file=args.corpus,
+            total_words=model.corpus_total_words,
+            epochs=model.epochs,
+        )
+    else:
+        sentences = LineSentence(args.corpus)
+        model.build_vocab(corpus_iterable=sentences)
+        vocab_done = time.perf_counter()
+        effective, raw = model.train(
+            corpus_iterable=sentences, total_examples=model.corpus_count, epochs=model.epochs
+        )
+    trained = time.perf_counter()
+    os.makedirs(args.out, exist_ok=True)
+    model.wv.save_word2vec_format(os.path.join(args.out, "vectors.txt"))
+    summary = {
+        "words": raw,
+        "effective_words": effective,
+        "train_seconds": trained - vocab_done,
+        "vocab_seconds": vocab_done - started,
+        "words_per_second": raw / (trained - vocab_done),
+        "vocab_size": len(model.wv),
+    }
+    with open(os.path.join(args.out, "run.json"), "w") as f:
+        json.dump(summary, f, indent=1)
+
+
+def gensim_command(args, corpus: str, out: str, objective: str) -> list[str]:
+    cmd = [sys.executable, os.path.abspath(__file__), "--worker-gensim", "--corpus", corpus]
+    cmd += ["--out", out, "--objective", objective, "--epochs", str(args.epochs)]
+    cmd += ["--threads", str(args.threads), "--gensim-input", args.gensim_input]
+    for name in ("dim", "window", "negative", "sample", "min_count", "seed"):
+        cmd += [f"--{name.replace('_', '-')}", str(getattr(args, name))]
+    return cmd
+
+
+def jaxembed_command(args, corpus: str, out: str, objective: str) -> list[str]:
+    cmd = [sys.executable, "-m", "jaxembed.cli", "train", corpus, "--out", out]
+    cmd += ["--objective", objective, "--epochs", str(args.epochs), "--no-progress"]
+    for name in ("dim", "window", "negative", "sample", "min_count", "seed"):
+        cmd += [f"--{name.replace('_', '-')}", str(getattr(args, name))]
+    return cmd + shlex.split(args.jaxembed_args)
+
+
+# ----------------------------------------------------------------------------- corpus
+
+
+def prepare_corpus(path: str, work: str, max_words: int | None) -> tuple[str, int]:
+    """A plain-text copy of `path` (its first `max_words` words, whole lines); returns (path, words)."""
+    target = os.path.join(work, "corpus.txt")
+    opener = lzma.open if path.endswith(".xz") else open
+    words = 0
+    with opener(path, "rt", encoding="utf-8") as src, open(target, "w", encoding="utf-8") as dst:
+        for line in src:
+            dst.write(line)
+            words += len(line.split())
+            if max_words is not None and words >= max_words:
+                break
+    return target, words
+
+
+# ----------------------------------------------------------------------------- evaluation
+
+
+def evaluate_run(out: str, evaluators: list[str]) -> dict:
+    """Scores out/vectors.txt in a child process (this one never imports JAX, so forking is safe)."""
+    cmd = [sys.executable, os.path.abspath(__file__), "--worker-evaluate", out]
+    done = subprocess.run([*cmd, "--evaluators", *evaluators], capture_output=True, text=True)
+    if done.returncode != 0:
+        raise RuntimeError(f"evaluating {out} failed:\n{done.stderr[-3000:]}")
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def evaluate_worker(out: str, evaluators: list[str]) -> dict:
+    """Analogy accuracy (restrict 30,000) and WordSim-353 Spearman of out/vectors.txt."""
+    path = os.path.join(out, "vectors.txt")
+    scores = {}
+    if "gensim" in evaluators:
+        from gensim.models import KeyedVectors
+        from gensim.test.utils import datapath
+
+        kv = KeyedVectors.load_word2vec_format(path)
+        start = time.perf_counter()
+        accuracy, _ = kv.evaluate_word_analogies(
+            datapath("questions-words.txt"), restrict_vocab=30_000
+        )
+        _, spearman, _ = kv.evaluate_word_pairs(datapath("wordsim353.tsv"))
+        scores["gensim"] = {
+            "analogy_accuracy": float(accuracy),
+            "wordsim353_spearman": float(spearman[0]),
+            "seconds": time.perf_counter() - start,
+        }
+    if "jaxembed" in evaluators:
+        from jaxembed.evaluate import benchmark_path, evaluate_analogies, evaluate_word_pairs
+        from jaxembed.io import load_vectors
+
+        table_VxD, vocab = load_vectors(path)
+        start = time.perf_counter()
+        analogies = evaluate_analogies(
+            table_VxD, vocab, benchmark_path("questions-words"), restrict_vocab=30_000
+        )
+        pairs = evaluate_word_pairs(table_VxD, vocab, benchmark_path("wordsim353"))
+        scores["jaxembed"] = {
+            "analogy_accuracy": analogies["accuracy"],
+            "analogy_attempted": analogies["attempted"],
+            "wordsim353_spearman": pairs["spearman"][0],
+            "seconds": time.perf_counter() - start,
+        }
+    if len(scores) == 2:
+        a, b = scores["gensim"], scores["jaxembed"]
+        scores["evaluators_agree"] = (
+            abs(a["analogy_accuracy"] - b["analogy_accuracy"]) < 1e-12
+            and abs(a["wordsim353_spearman"] - b["wordsim353_spearman"]) < 1e-9
+        )
+    return scores
+
+
+# ----------------------------------------------------------------------------- driver
+
+
+def run_one(args, tool: str, objective: str, corpus: str, work: str, index: int) -> dict:
+    out = os.path.join(work, f"{index:02d}-{tool}-{objective}")
+    make = gensim_command if tool == "gensim" else jaxembed_command
+    cmd = make(args, corpus, out, objective)
+    print(f"[{time.strftime('%H:%M:%S')}] {tool} {objective}: {shlex.join(cmd)}", flush=True)
+    measured = run_measured(cmd, cpus=args.threads, timeout_s=args.timeout)
+    row = {"tool": tool, "objective": objective, "command": shlex.join(cmd)}
+    row |= {k: measured[k] for k in ("returncode", "wall_s", "peak_rss_mib", "user_s", "system_s")}
+    run_json = os.path.join(out, "run.json")
+    if measured["returncode"] != 0 or not os.path.exists(run_json):
+        row["error"] = measured["stderr"][-3000:]
+        print(f"  FAILED (exit {measured['returncode']}):\n{row['error']}", flush=True)
+        return row
+    with open(run_json) as f:
+        summary = json.load(f)
+    row["words"] = summary["words"]
+    row["train_s"] = summary["train_seconds"]
+    row["words_per_s"] = summary["words"] / summary["train_seconds"]
+    row["vocab_size"] = summary["vocab_size"]
+    row["loss"] = summary.get("loss")
+    row["backend"] = summary.get("backend", "cpu")  # jaxembed's run.json names its device
+    try:
+        row["scores"] = evaluate_run(out, args.evaluators)
+    except RuntimeError as err:
+        row["error"] = str(err)[-3000:]
+        print(f"  EVALUATION FAILED:\n{row['error']}", flush=True)
+        return row
+    if row["scores"].get("evaluators_agree") is False:
+        print("  note: gensim's and jaxembed's evaluators differ on these vectors", flush=True)
+    main_scores = row["scores"][args.evaluators[0]]
+    row["analogy_accuracy"] = main_scores["analogy_accuracy"]
+    row["wordsim353_spearman"] = main_scores["wordsim353_spearman"]
+    print(
+        f"  {row['words_per_s']:,.0f} words/s, train {row['train_s']:.1f} s, wall "
+        f"{row['wall_s']:.1f} s, peak {row['peak_rss_mib']:,.0f} MiB, analogies "
+        f"{100 * row['analogy_accuracy']:.2f}%, WordSim-353 {row['wordsim353_spearman']:.3f}",
+        flush=True,
+    )
+    if not args.keep:
+        shutil.rmtree(out, ignore_errors=True)
+    return row
+
+
+def compare(rows: list[dict], objective: str) -> dict | None:
+    """Medians per tool for one objective, and the target verdict."""
+    done = {t: [r for r in rows if r["tool"] == t and r["objective"] == objective] for t in TOOLS}
+    done = {t: [r for r in rs if "error" not in r] for t, rs in done.items()}
+    if not all(done.values()):
+        return None
+    med = {t: {k: float(np.median([r[k] for r in rs])) for k in _METRICS} for t, rs in done.items()}
+    speed = med["jaxembed"]["words_per_s"] / med["gensim"]["words_per_s"]
+    analogy_gap = 100 * (med["jaxembed"]["analogy_accuracy"] - med["gensim"]["analogy_accuracy"])
+    wordsim_gap = med["jaxembed"]["wordsim353_spearman"] - med["gensim"]["wordsim353_spearman"]
+    return {
+        "objective": objective,
+        "medians": med,
+        "words_per_s_ratio": speed,
+        "wall_ratio": med["jaxembed"]["wall_s"] / med["gensim"]["wall_s"],
+        "peak_rss_ratio": med["jaxembed"]["peak_rss_mib"] / med["gensim"]["peak_rss_mib"],
+        "analogy_gap_points": analogy_gap,
+        "wordsim_gap": wordsim_gap,
+        "met": speed >= 1.0 and analogy_gap >= -1.0 and wordsim_gap >= -0.01,
+    }
+
+
+_METRICS = ("words_per_s", "train_s", "wall_s", "peak_rss_mib", "analogy_accuracy")
+_METRICS += ("wordsim353_spearman",)
+
+
+def report(rows: list[dict], comparisons: list[dict], evaluator: str) -> None:
+    body = []
+    for r in rows:
+        if "error" in r:
+            body.append([r["objective"], r["tool"], "failed", "", "", "", "", ""])
+            continue
+        body.append(
+            [
+                r["objective"],
+                r["tool"],
+                f"{r['words_per_s']:,.0f}",
+                f"{r['train_s']:.1f}",
+                f"{r['wall_s']:.1f}",
+                f"{r['peak_rss_mib']:,.0f}",
+                f"{100 * r['analogy_accuracy']:.2f}%",
+                f"{r['wordsim353_spearman']:.3f}",
+            ]
+        )
+    headers = ["objective", "tool", "words/s (training)", "training s", "wall s", "peak RSS MiB"]
+    headers += ["analogies (30k)", "WordSim-353 Spearman"]
+    print(f"\n## Runs (quality by {evaluator}'s evaluator)\n")
+    print(markdown_table(headers, body))
+    body = [
+        [
+            c["objective"],
+            f"{c['words_per_s_ratio']:.2f}x",
+            f"{c['wall_ratio']:.2f}x",
+            f"{c['peak_rss_ratio']:.2f}x",
+            f"{c['analogy_gap_points']:+.2f}",
+            f"{c['wordsim_gap']:+.3f}",
+            verdict(c["met"]),
+        ]
+        for c in comparisons
+    ]
+    headers = ["objective", "words/s jaxembed / gensim", "wall jaxembed / gensim"]
+    headers += ["peak RSS jaxembed / gensim", "analogy gap (points)", "Spearman gap"]
+    print("\n## jaxembed vs gensim (target: words/s >= 1x, quality within 1 point)\n")
+    print(markdown_table([*headers, "target"], body))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    add_common_args(parser)
+    parser.add_argument("--corpus", default=DEFAULT_CORPUS)
+    parser.add_argument("--objective", nargs="+", default=["skipgram", "cbow"])
+    parser.add_argument("--dim", type=int, default=200)
+    parser.add_argument("--window", type=int, default=5)
+    parser.add_argument("--negative", type=int, default=5)
+    parser.add_argument("--sample", type=float, default=1e-4)
+    parser.add_argument("--min-count", type=int, default=5)
+    parser.add_argument("--epochs", type=int, help="default 5 (--quick: 1)")
+    parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--threads", type=int, default=2, help="cores each run is pinned to")
+    parser.add_argument("--max-words", type=int, help="corpus prefix (--quick: 1,000,000)")
+    parser.add_argument("--repeats", type=int, default=1, help="runs of each tool per objective")
+    parser.add_argument(
+        "--gensim-input",
+        choices=("linesentence", "corpus_file"),
+        default="linesentence",
+        help="gensim's input path: LineSentence iterable or its corpus_file mode",
+    )
+    parser.add_argument("--jaxembed-args", default="", help="extra `jaxembed train` flags")
+    parser.add_argument(
+        "--evaluators",
+        nargs="+",
+        choices=TOOLS,
+        help="who scores the vectors (first is reported); default both (--quick: jaxembed)",
+    )
+    parser.add_argument("--timeout", type=float, default=3600, help="seconds per run")
+    parser.add_argument("--work-dir", help="keep corpus copy and runs here (default: temp)")
+    parser.add_argument("--keep", action="store_true", help="keep each run's output directory")
+    parser.add_argument("--worker-gensim", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--out", help=argparse.SUPPRESS)
+    parser.add_argument("--worker-evaluate", metavar="DIR", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.worker_evaluate:
+        print(json.dumps(evaluate_worker(args.worker_evaluate, args.evaluators)))
+        return
+    if args.epochs is None:
+        args.epochs = 1 if args.quick else 5
+    if args.worker_gensim:
+        gensim_worker(args)
+        return
+    if args.max_words is None and args.quick:
+        args.max_words = 1_000_000
+    if args.evaluators is None:
+        args.evaluators = ["jaxembed"] if args.quick else ["gensim", "jaxembed"]
+    info = machine_info()
+    print(f"machine: {machine_line(info)}", flush=True)
+    work = args.work_dir or tempfile.mkdtemp(prefix="train-vs-gensim-")
+    os.makedirs(work, exist_ok=True)
+    try:
+        corpus, words = prepare_corpus(args.corpus, work, args.max_words)
+        print(f"corpus: {args.corpus} -> {corpus}, {words:,} words, {args.epochs} epoch(s)")
+        rows, index = [], 0
+        for objective in args.objective:
+            for _ in range(args.repeats):
+                order = TOOLS if index % 2 == 0 else TOOLS[::-1]
+                for tool in order:
+                    rows.append(run_one(args, tool, objective, corpus, work, len(rows)))
+                index += 1
+    finally:
+        if not args.work_dir:
+            shutil.rmtree(work, ignore_errors=True)
+    comparisons = [c for o in args.objective if (c := compare(rows, o)) is not None]
+    report(rows, comparisons, args.evaluators[0])
+    settings = {k: v for k, v in vars(args).items() if not k.startswith("worker") and k != "out"}
+    write_json(
+        args.json_out,
+        {
+            "machine": info,
+            "settings": settings,
+            "corpus_words": words,
+            "runs": rows,
+            "comparisons": comparisons,
+        },
+    )
+
+
+if __name__ == "__main__":
+    main()
