@@ -1,0 +1,198 @@
+"""Smoke tests of benchmarks/: the timing and measuring helpers, and each script at tiny sizes.
+
+The scripts' real inputs (../shared/data, GloVe) are not used here; the end-to-end runs use files
+gensim ships and are marked slow.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from gensim.test.utils import datapath
+
+BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
+sys.path.insert(0, str(BENCHMARKS))  # the scripts import their helpers as `_bench`
+
+import _bench  # noqa: E402
+
+
+def _load(name: str):
+    spec = importlib.util.spec_from_file_location(f"benchmarks_{name}", BENCHMARKS / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def _run_script(name: str, *args: str, tmp_path: Path, monkeypatch, capsys) -> dict:
+    """Runs a script's main() in this process (its workers still run as subprocesses)."""
+    out = tmp_path / f"{name}.json"
+    argv = [str(BENCHMARKS / f"{name}.py"), *args, "--json-out", str(out)]
+    monkeypatch.setattr(sys, "argv", argv)
+    _load(name).main()
+    assert "|---|" in capsys.readouterr().out  # printed a markdown table
+    return json.loads(out.read_text())
+
+
+# ----------------------------------------------------------------------------- helpers
+
+
+@pytest.mark.parametrize("repeats", [1, 2, 3])
+def test_interleaved_alternates_order_and_counts_calls(repeats):
+    calls = []
+    fns = {name: (lambda name=name: calls.append(name)) for name in "abc"}
+    times, faults = _bench.interleaved(fns, repeats, numbers={"b": 3})
+    expected = []
+    for r in range(repeats):
+        order = ["a", "b", "b", "b", "c"]
+        expected += order if r % 2 == 0 else order[::-1]
+    assert calls == expected
+    for name in "abc":
+        assert len(times[name]) == repeats and len(faults[name]) == repeats
+        assert all(t > 0 for t in times[name])
+
+
+def test_run_measured_reports_each_childs_own_peak():
+    big = _bench.run_measured(
+        [sys.executable, "-c", "b = bytearray(300 * 2**20); b[::4096] = b'1' * len(b[::4096])"]
+    )
+    small = _bench.run_measured([sys.executable, "-c", "import time; time.sleep(0.5)"])
+    assert big["returncode"] == small["returncode"] == 0
+    assert big["peak_rss_mib"] >= 300
+    assert small["peak_rss_mib"] < 100  # not the earlier, bigger child's peak
+    assert big["wall_s"] > 0
+
+
+def test_run_measured_pins_cores_and_returns_output():
+    done = _bench.run_measured(
+        [sys.executable, "-c", "import os; print(len(os.sched_getaffinity(0)))"], cpus=1
+    )
+    assert done["stdout"].strip() == "1"
+    failed = _bench.run_measured([sys.executable, "-c", "raise SystemExit(3)"])
+    assert failed["returncode"] == 3
+
+
+def test_write_json_is_atomic_and_converts_numpy(tmp_path):
+    path = tmp_path / "sub" / "out.json"
+    _bench.write_json(str(path), {"a": np.float32(1.5), "b": np.arange(3), "c": np.int64(7)})
+    assert json.loads(path.read_text()) == {"a": 1.5, "b": [0, 1, 2], "c": 7}
+    assert os.listdir(path.parent) == ["out.json"]  # no temp file left behind
+    with pytest.raises(TypeError):
+        _bench.write_json(str(path), {"bad": object()})
+    assert json.loads(path.read_text())["c"] == 7  # the old file survives a failed write
+    assert os.listdir(path.parent) == ["out.json"]
+
+
+def test_markdown_table_shape():
+    table = _bench.markdown_table(["x", "y"], [[1, "a"], [2, "b"]])
+    lines = table.splitlines()
+    assert lines == ["| x | y |", "|---|---|", "| 1 | a |", "| 2 | b |"]
+
+
+# ----------------------------------------------------------------------------- scripts
+
+
+def test_lookup_routes_and_bandwidth_tiny(monkeypatch):
+    lookup = _load("lookup")
+    monkeypatch.setattr(lookup, "SAMPLE_S", 0.001)
+    (row,) = lookup.compare_routes((32,), (16,), rounds=2, dense_max_cells=10**9)
+    assert (row["vocab_size"], row["dim"]) == (32, 16)
+    for name in ("gather", "one-hot", "Dense"):
+        assert row[f"{name}_ms"] > 0
+    assert row["one_hot_over_gather"] == pytest.approx(row["one-hot_ms"] / row["gather_ms"])
+    rows = lookup.bandwidth([((2, 64), 16)], repeats=1, vocab_size=100)
+    by_variant = {r["variant"]: r for r in rows}
+    assert lookup.LOOKUP in by_variant and lookup.COPY in by_variant
+    assert by_variant[lookup.COPY]["vs_numpy_copy_reused"] == 1.0
+    out_bytes = 2 * 64 * 16 * 4
+    for r in rows:
+        assert r["gb_per_s"] == pytest.approx(2 * out_bytes / (r["ms"] / 1e3) / 1e9)
+    found = lookup.targets([{**row, "vocab_size": 50_257, "dim": 768}], [])
+    assert found[0]["met"] == (row["one_hot_over_gather"] >= lookup.SPEEDUP_TARGET)
+
+
+def test_tokenization_script_tiny(tmp_path, monkeypatch, capsys):
+    corpus = tmp_path / "text.txt"
+    paragraph = (
+        "It is a truth universally acknowledged, that a single man -- in 1811 -- wants a wife.\n"
+    )
+    corpus.write_text("\n".join([paragraph * 3] * 20))
+    report = _run_script(
+        "tokenization",
+        "--corpus",
+        str(corpus),
+        "--repeats",
+        "1",
+        tmp_path=tmp_path,
+        monkeypatch=monkeypatch,
+        capsys=capsys,
+    )
+    rows = {r["tokenizer"]: r for r in report["rows"]}
+    # Each line: 14 words, the number 1811 and 4 punctuation tokens (",", "--", "--", ".").
+    assert rows["jaxembed split_words(text)"]["tokens"] == 60 * 19
+    bpe = [r for r in report["rows"] if r["group"] == "GPT-2 BPE"]
+    assert len({r["tokens"] for r in bpe if "(text)" not in r["tokenizer"]}) == 1
+    assert all(r["tokens_per_s"] > 0 for r in report["rows"])
+
+
+def test_evaluate_vs_gensim_script_on_small_vectors(tmp_path, monkeypatch, capsys):
+    vectors = datapath("lee_fasttext.vec")
+    report = _run_script(
+        "evaluate_vs_gensim",
+        "--quick",
+        "--vectors",
+        vectors,
+        tmp_path=tmp_path,
+        monkeypatch=monkeypatch,
+        capsys=capsys,
+    )
+    assert [c["case"].split(" ")[0] for c in report["cases"]] == ["analogies", "word", "word"]
+    assert all(c["speedup"] > 0 for c in report["cases"])
+
+
+@pytest.mark.slow
+def test_train_vs_gensim_script_tiny(tmp_path, monkeypatch, capsys):
+    report = _run_script(
+        "train_vs_gensim",
+        "--corpus", datapath("lee_background.cor"),
+        "--objective", "skipgram",
+        "--epochs", "1", "--dim", "16", "--min-count", "2",
+        "--evaluators", "jaxembed", "gensim",
+        tmp_path=tmp_path, monkeypatch=monkeypatch, capsys=capsys,
+    )  # fmt: skip
+    runs = {r["tool"]: r for r in report["runs"]}
+    assert set(runs) == {"gensim", "jaxembed"}
+    assert runs["gensim"]["words"] == runs["jaxembed"]["words"] == report["corpus_words"]
+    assert runs["gensim"]["vocab_size"] == runs["jaxembed"]["vocab_size"]
+    for run in runs.values():
+        assert run["peak_rss_mib"] > 50 and run["words_per_s"] > 0
+    (comparison,) = report["comparisons"]
+    assert comparison["words_per_s_ratio"] == pytest.approx(
+        runs["jaxembed"]["words_per_s"] / runs["gensim"]["words_per_s"]
+    )
+
+
+@pytest.mark.slow
+def test_memory_script_tiny(tmp_path, monkeypatch, capsys):
+    report = _run_script(
+        "memory",
+        "--quick",
+        "--vocab",
+        "2000",
+        "--dim",
+        "32",
+        "--steps",
+        "2",
+        tmp_path=tmp_path,
+        monkeypatch=monkeypatch,
+        capsys=capsys,
+    )
+    runs = {r["config"]: r for r in report["runs"]}
+    state_mib = 6 * 2000 * 32 * 4 / 2**20  # two tables, Adam's two moments each
+    assert runs["Adam, dense"]["state_mib"] == pytest.approx(state_mib, rel=0.01)
+    assert runs["Adam, dense"]["peak_rss_mib"] > runs["runtime only"]["rss_runtime_mib"]
