@@ -114,7 +114,7 @@ def evaluate_analogies(
         "attempted": correct + incorrect,
         "questions": n_questions,
         "oov": oov,
-        "oov_ratio": 100.0 * oov / n_questions,
+        "oov_ratio": oov / n_questions * 100,  # gensim's order of operations, bit for bit
         "sections": sections,
     }
 
@@ -192,7 +192,7 @@ def evaluate_word_pairs(
         "spearman": (float(spearman[0]), float(spearman[1])),
         "pairs": len(gold),
         "oov": oov,
-        "oov_ratio": 100.0 * oov / seen,
+        "oov_ratio": oov / seen * 100,  # gensim's order of operations, bit for bit
     }
 
 
