@@ -39,6 +39,7 @@ import jax
 import numpy as np
 
 from jaxembed import data, io
+from jaxembed import mesh as jm
 from jaxembed import train as tr
 
 RUN_FILES = ("run.json", "vectors.txt", "vocab.txt", "table.npy", "checkpoints")
@@ -59,6 +60,7 @@ class FitConfig:
     keep_checkpoints: int = 2  # checkpoints kept on disk, newest first
     max_steps: int | None = None  # stop (with a checkpoint) after this many steps; resume later
     mesh: tuple[int, int] | None = None  # (data, model) devices; None: one device, no sharding
+    split: str = "rows"  # how "model" devices split the tables: "rows" or "columns" (CPU: faster)
 
     def __post_init__(self) -> None:
         for name in ("window", "min_count", "epochs", "batch_size", "steps_per_call"):
@@ -73,6 +75,8 @@ class FitConfig:
         _check_positive("keep_checkpoints", self.keep_checkpoints)
         if not 0 <= self.sample < 1:
             raise ValueError(f"sample must be in [0, 1); got {self.sample!r} (0 turns it off)")
+        if self.split not in jm.SPLITS:
+            raise ValueError(f"split must be one of {jm.SPLITS}; got {self.split!r}")
         if self.mesh is not None:
             if len(self.mesh) != 2:
                 raise ValueError(f"mesh must be (data, model); got {self.mesh!r}")
@@ -241,10 +245,11 @@ def fit(
     _batch_stream(corpus, train, config, 0, 0).close()  # checks the settings fit the corpus
     settings = {"corpus": [os.path.abspath(p) for p in paths]}
     settings |= {"train": dataclasses.asdict(train), "fit": _resumable(config)}
-    mesh = None if config.mesh is None else tr.make_mesh(*config.mesh)
-    state = tr.init_state(train, vocab_size)
+    mesh = None if config.mesh is None else jm.make_mesh(*config.mesh)
+    rows = jm.padded_vocab_size(vocab_size)  # extra rows: no word, never drawn as noise
+    state = tr.init_state(train, rows)
     if mesh is not None:
-        state = tr.shard_state(state, mesh, vocab_size)
+        state = jm.shard_state(state, mesh, rows, config.split)
     if overwrite:
         _clear_run(out)
     out.mkdir(parents=True, exist_ok=True)
@@ -254,64 +259,77 @@ def fit(
     if resume:
         state, meta = _restore(manager, state)
         _check_same_settings(meta["settings"], settings, out)
-    noise = (
-        None if train.objective == "next-token" else data.noise_distribution(corpus.vocab.counts)
-    )
+    noise = None
+    if train.objective != "next-token":
+        noise = np.zeros(rows, np.float32)
+        noise[:vocab_size] = data.noise_distribution(corpus.vocab.counts)
     steps = {
-        size: tr.make_train_step(train, noise, mesh=mesh, stacked=size > 1)
+        size: tr.make_train_step(train, noise, mesh=mesh, split=config.split, stacked=size > 1)
         for size in {1, config.steps_per_call}
     }
     total_words = corpus.n_raw_words * config.epochs
     bar = _progress_bar(total_words, meta["words"], progress and jax.process_index() == 0)
     last_checkpoint, stopped = meta["step"], False
     train_start = time.perf_counter() - meta["train_seconds"]
-    epoch_sum, epoch_count = meta.get("epoch_sum", 0.0), meta.get("epoch_count", 0.0)
+    meta.setdefault("epoch_sum", 0.0)
+    meta.setdefault("epoch_count", 0.0)
+
+    def account(pending) -> None:
+        """Adds a finished call's metrics to `meta` (waits for it); stops on a NaN loss."""
+        metrics, group = pending
+        loss_sum = float(np.sum(np.asarray(metrics["loss_sum"], np.float64)))
+        count = float(np.sum(np.asarray(metrics["count"], np.float64)))
+        if not math.isfinite(loss_sum):
+            raise ValueError(
+                f"the loss became {loss_sum} at step {meta['step'] + len(group)} (epoch "
+                f"{meta['epoch'] + 1}) - lower --lr (now {train.lr}); the last good checkpoint "
+                f"is step {last_checkpoint} in {out / 'checkpoints'} (--resume continues from it)"
+            )
+        words = sum(int(b["words"]) for b in group)
+        meta["step"] += len(group)
+        meta["batch"] += len(group)
+        meta["words"] += words
+        for name, value in (("loss_sum", loss_sum), ("count", count)):
+            meta[name] += value
+            meta["epoch_" + name.split("_")[-1]] += value
+        bar.update(words)
+        bar.set_postfix(loss=f"{loss_sum / max(count, 1):.4f}", refresh=False)
+
     try:
         while meta["epoch"] < config.epochs and not stopped:
             stream = _batch_stream(corpus, train, config, meta["epoch"], meta["batch"])
-            for group in _calls(
-                data.prefetch(stream, size=2 * config.steps_per_call), config.steps_per_call
-            ):
+            batches = data.prefetch(stream, size=2 * config.steps_per_call)
+            pending = None  # the call in flight: its metrics are read after the next is queued
+            for group in _calls(batches, config.steps_per_call):
                 batch = _stack(group) if len(group) > 1 else group[0]
                 if mesh is not None:
-                    batch = tr.shard_batch(batch, mesh, stacked=len(group) > 1)
+                    batch = jm.shard_batch(batch, mesh, stacked=len(group) > 1)
                 state, metrics = steps[len(group)](state, batch)
-                loss_sum = float(np.sum(np.asarray(metrics["loss_sum"], np.float64)))
-                count = float(np.sum(np.asarray(metrics["count"], np.float64)))
-                if not math.isfinite(loss_sum):
-                    raise ValueError(
-                        f"the loss became {loss_sum} at step {meta['step'] + len(group)} "
-                        f"(epoch {meta['epoch'] + 1}) - lower --lr (now {train.lr}); the last "
-                        f"good checkpoint is step {last_checkpoint} in {out / 'checkpoints'} "
-                        "(--resume continues from it)"
-                    )
-                words = sum(int(b["words"]) for b in group)
-                meta["step"] += len(group)
-                meta["batch"] += len(group)
-                meta["words"] += words
-                meta["loss_sum"] += loss_sum
-                meta["count"] += count
-                epoch_sum, epoch_count = epoch_sum + loss_sum, epoch_count + count
-                bar.update(words)
-                bar.set_postfix(loss=f"{loss_sum / max(count, 1):.4f}", refresh=False)
-                stopped = config.max_steps is not None and meta["step"] >= config.max_steps
-                due = (
-                    config.checkpoint_every
-                    and meta["step"] - last_checkpoint >= config.checkpoint_every
-                )
-                if due or stopped:
-                    meta |= {"epoch_sum": epoch_sum, "epoch_count": epoch_count}
+                if pending is not None:
+                    account(pending)
+                pending = (metrics, group)
+                done = meta["step"] + len(group)
+                stopped = config.max_steps is not None and done >= config.max_steps
+                if stopped or (
+                    config.checkpoint_every and done - last_checkpoint >= config.checkpoint_every
+                ):
+                    account(pending)
+                    pending = None
                     meta["train_seconds"] = time.perf_counter() - train_start
                     _checkpoint(manager, state, meta)
                     last_checkpoint = meta["step"]
                 if stopped:
                     break
             else:
-                meta["epoch_losses"].append(epoch_sum / max(epoch_count, 1.0))
-                meta["epoch"] += 1
-                meta["batch"] = 0
-                epoch_sum = epoch_count = 0.0
-        meta |= {"epoch_sum": epoch_sum, "epoch_count": epoch_count}
+                if pending is not None:
+                    account(pending)
+                meta["epoch_losses"].append(meta["epoch_sum"] / max(meta["epoch_count"], 1.0))
+                meta |= {
+                    "epoch": meta["epoch"] + 1,
+                    "batch": 0,
+                    "epoch_sum": 0.0,
+                    "epoch_count": 0.0,
+                }
         meta["train_seconds"] = time.perf_counter() - train_start
         if last_checkpoint != meta["step"] or not _checkpoint_steps(out):
             _checkpoint(manager, state, meta)
@@ -319,12 +337,12 @@ def fit(
     finally:
         bar.close()
         manager.close()
-    summary = _summary(meta, corpus, started)
     if stopped:
-        return {**summary, "finished": False}
+        return {**_summary(meta, corpus, started), "finished": False}
+    table_VxD = jm.to_host(tr.input_table(state))[:vocab_size]
     if jax.process_index() == 0:
-        _write_outputs(out, tr.to_host(tr.input_table(state)), corpus.vocab, summary)
-    return summary
+        _write_outputs(out, table_VxD, corpus.vocab, meta, corpus, started)
+    return json.loads((out / "run.json").read_text()) if jax.process_index() == 0 else {}
 
 
 def _checkpoint(manager, state: tr.TrainState, meta: dict) -> None:
@@ -340,7 +358,7 @@ def _checkpoint(manager, state: tr.TrainState, meta: dict) -> None:
 def _resumable(fit: FitConfig) -> dict:
     """The settings a resumed run must share (not max_steps or the checkpoint schedule)."""
     settings = dataclasses.asdict(fit)
-    for name in ("max_steps", "checkpoint_every", "keep_checkpoints", "mesh"):
+    for name in ("max_steps", "checkpoint_every", "keep_checkpoints", "mesh", "split"):
         settings.pop(name)
     return settings
 
@@ -385,12 +403,13 @@ def _summary(meta: dict, corpus: data.Corpus, started: float) -> dict:
     }
 
 
-def _write_outputs(out: Path, table_VxD: np.ndarray, vocab, summary: dict) -> None:
+def _write_outputs(out: Path, table_VxD, vocab, meta: dict, corpus, started: float) -> None:
+    """vectors.txt, vocab.txt, table.npy, then run.json (last: it marks a finished run)."""
     table_VxD = np.asarray(table_VxD, np.float32)
     io.save_vectors(table_VxD, vocab, out / "vectors.txt", format="word2vec")
     vocab.save(out / "vocab.txt")
     _atomic_write(out / "table.npy", lambda f: np.save(f, table_VxD))
-    text = json.dumps(summary, indent=1).encode()
+    text = json.dumps(_summary(meta, corpus, started), indent=1).encode()
     _atomic_write(out / "run.json", lambda f: f.write(text))
 
 

@@ -13,6 +13,8 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
+from jaxembed import mesh as jm
+from jaxembed import objectives as ob
 from jaxembed import train as tr
 
 V, D, B = 32, 16, 8
@@ -36,11 +38,6 @@ def _batch(objective, seed=0, batch=B, window=2, vocab=V, length=6):
 
 def _noise(vocab=V):
     return np.arange(vocab, 0, -1, dtype=np.float64) ** 0.75
-
-
-def _cdf(vocab=V):
-    probs = _noise(vocab)
-    return jnp.asarray(np.cumsum(probs / probs.sum()), jnp.float32)
 
 
 def _state(config, vocab=V, seed=1):
@@ -75,7 +72,7 @@ class TestObjectives(chex.TestCase):
         for b in range(3):  # the 4th pair is padding
             expected -= log_sigmoid(v[b] @ u[b])
             expected -= sum(neg_mask[b, k] * log_sigmoid(-(v[b] @ n[b, k])) for k in range(2))
-        loss = self.variant(tr.negative_sampling_loss)(
+        loss = self.variant(ob.negative_sampling_loss)(
             *(jnp.asarray(x, jnp.float32) for x in (v, u, n, neg_mask, mask))
         )
         np.testing.assert_allclose(loss, expected, rtol=1e-5)
@@ -85,24 +82,24 @@ class TestObjectives(chex.TestCase):
         v, u = rng.normal(size=(4, 3)), rng.normal(size=(4, 3))
         n_2xKxD = rng.normal(size=(2, 5, 3))
         ones = np.ones((4, 5), np.float32)
-        shared = tr.negative_sampling_loss(v, u, n_2xKxD, ones, np.ones(4))
+        shared = ob.negative_sampling_loss(v, u, n_2xKxD, ones, np.ones(4))
         per_pair = np.repeat(n_2xKxD, 2, axis=0)  # pairs 0,1 use group 0; 2,3 group 1
         np.testing.assert_allclose(
-            shared, tr.negative_sampling_loss(v, u, per_pair, ones, np.ones(4)), rtol=1e-5
+            shared, ob.negative_sampling_loss(v, u, per_pair, ones, np.ones(4)), rtol=1e-5
         )
 
     @chex.variants(with_jit=True, without_jit=True)
     def test_cbow_mean_is_the_mean_with_word2vec_gradient(self):
         context = jnp.arange(12.0).reshape(1, 4, 3)
         mask = jnp.array([[1.0, 1.0, 0.0, 1.0]])
-        mean = self.variant(tr.cbow_mean)(context, mask)
+        mean = self.variant(ob.cbow_mean)(context, mask)
         np.testing.assert_allclose(mean, (context[0, 0] + context[0, 1] + context[0, 3])[None] / 3)
-        grad = jax.grad(lambda c: jnp.sum(tr.cbow_mean(c, mask)))(context)
+        grad = jax.grad(lambda c: jnp.sum(ob.cbow_mean(c, mask)))(context)
         # word2vec gives every real context vector the whole error (1 per output), padding none.
         np.testing.assert_allclose(grad[0], np.array([[1.0] * 3, [1.0] * 3, [0.0] * 3, [1.0] * 3]))
 
     def test_next_token_logits_are_tied_to_the_token_table(self):
-        model = tr.NextTokenModel(vocab_size=V, dim=D, context_length=5)
+        model = ob.NextTokenModel(vocab_size=V, dim=D, context_length=5)
         ids = jnp.array([[1, 2, 3]])
         params = model.init(jax.random.key(0), ids)
         table = params["params"]["embed"]["embedding"]
@@ -125,7 +122,7 @@ def _touched_rows(config, state, batch):
     """Rows the batch touches: input rows, and output rows (centres + noise words of this step)."""
     key = jax.random.fold_in(jax.random.wrap_key_data(state.key), state.step)
     groups = batch["center_B"].shape[0] // config.share_negatives
-    noise = tr.sample_noise(key, _cdf(), (groups, config.negative))
+    noise = ob.sample_noise(key, *ob.alias_tables(_noise()), (groups, config.negative))
     if config.objective == "skipgram":
         inputs = batch["context_B"]
     else:
@@ -226,10 +223,20 @@ def test_learning_rate_decays_linearly_from_lr_to_min_lr():
     np.testing.assert_allclose(rates, [0.025, 0.01255, 0.0001, 0.0001], rtol=1e-5)
 
 
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_alias_tables_give_each_id_exactly_its_probability(seed):
+    rng = np.random.default_rng(seed)
+    weights = rng.random(50) ** 3 * (rng.random(50) < 0.8)  # some zeros, a long tail
+    accept, alias = ob.alias_tables(weights)
+    # Column j is drawn with probability 1/V; it yields j with accept[j], else alias[j].
+    implied = np.bincount(np.arange(50), accept / 50, minlength=50)
+    implied += np.bincount(alias, (1 - accept) / 50, minlength=50)
+    np.testing.assert_allclose(implied, weights / weights.sum(), atol=1e-6)
+
+
 def test_noise_words_follow_the_distribution():
     probs = np.array([0.5, 0.0, 0.3, 0.2])
-    cdf = jnp.asarray(np.cumsum(probs), jnp.float32)
-    ids = np.asarray(tr.sample_noise(jax.random.key(0), cdf, (20000,)))
+    ids = np.asarray(ob.sample_noise(jax.random.key(0), *ob.alias_tables(probs), (20000,)))
     freq = np.bincount(ids, minlength=4) / ids.size
     np.testing.assert_allclose(freq, probs, atol=0.015)
     assert freq[1] == 0
@@ -337,28 +344,31 @@ _SHARDED_SCRIPT = textwrap.dedent(
     {setup}
     sys.path.insert(0, {tests!r})
     from test_train import _batch, _noise, V, D
+    from jaxembed import mesh as jm
     from jaxembed import train as tr
 
     results = {{}}
     for objective in {objectives}:
         config = tr.TrainConfig(objective=objective, dim=D, lr=0.5)
         batches = [_batch(objective, seed, batch=16) for seed in range(3)]
-        for name, mesh_shape in {meshes}:
+        for name, mesh_shape, split in {meshes}:
             if mesh_shape is None:
                 state = tr.init_state(config, V)
                 step = tr.make_train_step(config, _noise())
                 for batch in batches:
                     state, _ = step(state, batch)
             else:
-                mesh = tr.make_mesh(*mesh_shape)
-                state = tr.shard_state(tr.init_state(config, V), mesh, V)
-                step = tr.make_train_step(config, _noise(), mesh=mesh)
+                mesh = jm.make_mesh(*mesh_shape)
+                state = jm.shard_state(tr.init_state(config, V), mesh, V, split)
+                step = tr.make_train_step(config, _noise(), mesh=mesh, split=split)
                 for batch in batches:
-                    state, _ = step(state, tr.shard_batch(batch, mesh))
-                sharding = state.params["embed"].sharding  # rows split over "model"
+                    state, _ = step(state, jm.shard_batch(batch, mesh))
+                sharding = state.params["embed"].sharding  # split over "model"
                 assert len(sharding.device_set) == jax.device_count(), sharding
-                assert sharding.shard_shape((V, D)) == (V // mesh_shape[1], D), sharding
-            table = tr.to_host(state.params)
+                parts = mesh_shape[1]
+                want = (V // parts, D) if split == "rows" else (V, D // parts)
+                assert sharding.shard_shape((V, D)) == want, sharding
+            table = jm.to_host(state.params)
             results[objective + "/" + name] = {{k: v.tolist() for k, v in table.items()}}
     if jax.process_index() == 0:
         with open({out!r}, "w") as f:
@@ -404,11 +414,16 @@ def _assert_same_tables(results, reference):
 
 @pytest.mark.parametrize("objective", ["skipgram", pytest.param("cbow", marks=pytest.mark.slow)])
 def test_eight_devices_give_the_same_table_as_one(tmp_path, objective):
-    meshes = [("one", None), ("data8", (8, 1)), ("4x2", (4, 2))]
+    meshes = [
+        ("one", None, None),
+        ("data8", (8, 1), "rows"),
+        ("4x2", (4, 2), "rows"),
+        ("2x4columns", (2, 4), "columns"),
+    ]
     env = {"XLA_FLAGS": "--xla_force_host_platform_device_count=8", "JAX_PLATFORMS": "cpu"}
     setup = "assert jax.device_count() == 8"
     results = _run_script(tmp_path, setup, meshes, [objective], env_extra=env)
-    assert len(results) == 3
+    assert len(results) == 4
     _assert_same_tables(results, "one")
 
 
@@ -428,11 +443,20 @@ def test_two_processes_give_the_same_table_as_one(tmp_path):
         assert jax.device_count() == 2 and jax.local_device_count() == 1
         """
     )
-    meshes = [("data2", (2, 1)), ("model2", (1, 2))]
+    meshes = [
+        ("data2", (2, 1), "rows"),
+        ("model2", (1, 2), "rows"),
+        ("columns2", (1, 2), "columns"),
+    ]
     env = {"JAX_PLATFORMS": "cpu", "XLA_FLAGS": ""}
     objectives = ["skipgram", "cbow"]
     results = _run_script(tmp_path, setup, meshes, objectives, processes=2, env_extra=env)
     single = _run_script(
-        tmp_path, "", [("one", None)], objectives, env_extra={"JAX_PLATFORMS": "cpu"}
+        tmp_path, "", [("one", None, None)], objectives, env_extra={"JAX_PLATFORMS": "cpu"}
     )
     _assert_same_tables(results | single, "one")
+
+
+@pytest.mark.parametrize("vocab, rows", [(1, 128), (128, 128), (129, 256), (61286, 61312)])
+def test_tables_are_padded_to_a_multiple_of_128_rows(vocab, rows):
+    assert jm.padded_vocab_size(vocab) == rows

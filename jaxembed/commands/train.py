@@ -86,6 +86,13 @@ def register(subparsers) -> None:
         metavar="DATAxMODEL",
         help="device mesh, e.g. 4x2: batches split 4 ways, table rows 2 ways (default: all data)",
     )
+    g.add_argument(
+        "--split",
+        choices=("rows", "columns"),
+        default="rows",
+        help="how the mesh's model devices split the tables: vocabulary rows (memory) or vector "
+        "columns (speed on a multi-core CPU)",
+    )
     g.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(func=run_train)
 
@@ -143,6 +150,7 @@ def run_train(args: argparse.Namespace) -> int:
         keep_checkpoints=args.keep_checkpoints,
         max_steps=args.max_steps,
         mesh=_parse_mesh(args.mesh, args.devices),
+        split=args.split,
     )
     summary = fit(
         args.corpus,
