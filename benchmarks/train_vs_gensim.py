@@ -58,6 +58,10 @@ def gensim_worker(args: argparse.Namespace) -> None:
     from gensim.models import Word2Vec
     from gensim.models.word2vec import LineSentence
 
+    # --objective takes several values (nargs="+"); a worker is given exactly one.
+    (objective,) = args.objective
+    if objective not in ("skipgram", "cbow"):
+        raise ValueError(f"gensim trains skipgram or cbow; got {objective!r}")
     started = time.perf_counter()
     model = Word2Vec(
         vector_size=args.dim,
@@ -67,7 +71,7 @@ def gensim_worker(args: argparse.Namespace) -> None:
         min_count=args.min_count,
         epochs=args.epochs,
         workers=args.threads,
-        sg=1 if args.objective == "skipgram" else 0,
+        sg=1 if objective == "skipgram" else 0,
         seed=args.seed,
     )
     if args.gensim_input == "corpus_file":
@@ -95,6 +99,7 @@ def gensim_worker(args: argparse.Namespace) -> None:
         "vocab_seconds": vocab_done - started,
         "words_per_second": raw / (trained - vocab_done),
         "vocab_size": len(model.wv),
+        "sg": model.sg,  # 1 = skip-gram, 0 = CBOW: what gensim actually trained
     }
     with open(os.path.join(args.out, "run.json"), "w") as f:
         json.dump(summary, f, indent=1)
@@ -302,7 +307,7 @@ def report(rows: list[dict], comparisons: list[dict], evaluator: str) -> None:
     print(markdown_table([*headers, "target"], body))
 
 
-def main() -> None:
+def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     add_common_args(parser)
     parser.add_argument("--corpus", default=DEFAULT_CORPUS)
@@ -336,6 +341,11 @@ def main() -> None:
     parser.add_argument("--worker-gensim", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--out", help=argparse.SUPPRESS)
     parser.add_argument("--worker-evaluate", metavar="DIR", help=argparse.SUPPRESS)
+    return parser
+
+
+def main() -> None:
+    parser = build_parser()
     args = parser.parse_args()
     if args.worker_evaluate:
         print(json.dumps(evaluate_worker(args.worker_evaluate, args.evaluators)))

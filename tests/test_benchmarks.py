@@ -196,3 +196,18 @@ def test_memory_script_tiny(tmp_path, monkeypatch, capsys):
     state_mib = 6 * 2000 * 32 * 4 / 2**20  # two tables, Adam's two moments each
     assert runs["Adam, dense"]["state_mib"] == pytest.approx(state_mib, rel=0.01)
     assert runs["Adam, dense"]["peak_rss_mib"] > runs["runtime only"]["rss_runtime_mib"]
+
+
+@pytest.mark.parametrize("objective, sg", [("skipgram", 1), ("cbow", 0)])
+def test_gensim_worker_trains_the_objective_it_is_asked_for(tmp_path, objective, sg):
+    # The harness passes --objective as a one-element list (nargs="+"); gensim must still get sg=1
+    # for skip-gram - a list compared with "skipgram" once silently gave CBOW.
+    module = _load("train_vs_gensim")
+    args = module.build_parser().parse_args(
+        ["--worker-gensim", "--corpus", datapath("lee_background.cor"), "--out", str(tmp_path),
+         "--objective", objective, "--epochs", "1", "--dim", "8", "--min-count", "5"]
+    )  # fmt: skip
+    args.epochs = 1
+    module.gensim_worker(args)
+    summary = json.loads((tmp_path / "run.json").read_text())
+    assert summary["sg"] == sg
