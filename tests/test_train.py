@@ -133,9 +133,11 @@ def _touched_rows(config, state, batch):
 
 
 @pytest.mark.parametrize("objective", ["skipgram", "cbow"])
-@pytest.mark.parametrize("optimizer", ["sgd", "adam"])
-def test_sparse_step_changes_exactly_the_rows_the_batch_touches(objective, optimizer):
-    config = tr.TrainConfig(objective=objective, dim=D, optimizer=optimizer, update="sparse")
+@pytest.mark.parametrize("optimizer, share", [("sgd", 1), ("adam", 1), ("sgd", 4), ("adam", 4)])
+def test_sparse_step_changes_exactly_the_rows_the_batch_touches(objective, optimizer, share):
+    config = tr.TrainConfig(
+        objective=objective, dim=D, optimizer=optimizer, update="sparse", share_negatives=share
+    )
     state, batch = _state(config), _batch(objective)
     want_in, want_out = _touched_rows(config, state, batch)
     new, _ = tr.make_train_step(config, _noise())(_copy(state), batch)
