@@ -9,8 +9,8 @@
   once the sum is large) and shown with words/s and time left in a tqdm bar.
 - Checkpoints: orbax-checkpoint, in `out_dir/checkpoints/<step>`, every `checkpoint_every`
   steps (at the end of a call) and at the end; the last `keep_checkpoints` are kept. Orbax
-  writes each into a temporary directory and renames it when complete, so a killed run never
-  leaves a half-written checkpoint. A checkpoint holds the state and the batch stream's
+  writes each into a temporary directory and renames it when complete (its default
+  AtomicRenameTemporaryPath), so a killed run never leaves a half-written checkpoint. A checkpoint holds the state and the batch stream's
   position (epoch, batch), so `resume=True` continues a killed run and ends with the same table
   as an uninterrupted run with the same seed.
 - A NaN or infinite loss stops the run with an error; the last checkpoint stays the last good one.
@@ -149,7 +149,11 @@ def _checkpoint_steps(out: Path) -> list[int]:
 def _manager(out: Path, keep: int):
     import orbax.checkpoint as ocp
 
-    options = ocp.CheckpointManagerOptions(max_to_keep=keep, create=True)
+    # Orbax saves into "<step>.orbax-checkpoint-tmp-*" and renames it when complete; the
+    # leftovers of a killed save are deleted when the next run opens the directory.
+    options = ocp.CheckpointManagerOptions(
+        max_to_keep=keep, create=True, cleanup_tmp_directories=True
+    )
     return ocp.CheckpointManager((out / "checkpoints").absolute(), options=options)
 
 
@@ -331,7 +335,7 @@ def fit(
                     "epoch_count": 0.0,
                 }
         meta["train_seconds"] = time.perf_counter() - train_start
-        if last_checkpoint != meta["step"] or not _checkpoint_steps(out):
+        if last_checkpoint != meta["step"] or manager.latest_step() is None:
             _checkpoint(manager, state, meta)
         manager.wait_until_finished()
     finally:

@@ -208,3 +208,46 @@ def test_outputs_have_the_usual_permissions(corpus, tmp_path):
     os.umask(mask)
     for name in ("table.npy", "run.json", "vectors.txt"):
         assert Path(out / name).stat().st_mode & 0o777 == 0o666 & ~mask, name
+
+
+def test_leftovers_of_a_killed_checkpoint_save_are_ignored_and_removed(corpus, tmp_path):
+    out = tmp_path / "run"
+    fit = loop.FitConfig(**{**vars(FIT), "max_steps": 6})
+    loop.fit([corpus], out, TRAIN, fit, progress=False)
+    # What a kill during orbax's save leaves: a temporary directory, never renamed.
+    leftover = out / "checkpoints" / "9.orbax-checkpoint-tmp-1234"
+    (leftover / "state").mkdir(parents=True)
+    assert loop._checkpoint_steps(out) == [6]
+    summary = loop.fit([corpus], out, TRAIN, FIT, resume=True, progress=False)
+    assert summary["finished"] and not leftover.exists()
+
+
+@pytest.mark.slow
+def test_a_run_killed_after_a_checkpoint_resumes_to_the_same_table(corpus, tmp_path):
+    """SIGKILL, not a clean stop: the resumed run still ends where an uninterrupted one does."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    argv = [str(corpus), "--dim", "8", "--window", "2", "--sample", "0", "--min-count", "1"]
+    argv += ["--epochs", "30", "--batch-size", "64", "--steps-per-call", "2", "--seed", "3"]
+    argv += ["--checkpoint-every", "300", "--no-progress"]
+    killed = tmp_path / "killed"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "jaxembed.cli", "train", *argv, "--out", str(killed)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    deadline = time.time() + 120
+    while not loop._checkpoint_steps(killed) and time.time() < deadline:
+        assert proc.poll() is None, proc.stderr.read().decode()[-2000:]
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert loop._checkpoint_steps(killed) and not (killed / "run.json").exists()
+    assert _cli([*argv, "--out", str(killed), "--resume"]) == 0
+    assert _cli([*argv, "--out", str(tmp_path / "whole")]) == 0
+    np.testing.assert_array_equal(
+        np.load(killed / "table.npy"), np.load(tmp_path / "whole" / "table.npy")
+    )
