@@ -51,6 +51,11 @@ from jaxembed.data import (
     skipgram_batches,
 )
 
+# learning the table: the jitted optax step, the device mesh, the run
+from jaxembed.train import TrainConfig, TrainState, init_state, make_train_step, train_step
+from jaxembed.mesh import make_mesh, shard_batch, shard_state
+from jaxembed.loop import FitConfig, fit
+
 # using vectors: similarity, analogies, standard benchmarks
 from jaxembed.vectors import (
     cosine_similarity,
@@ -112,6 +117,17 @@ __all__ = [
     "skipgram_batches",
     "cbow_batches",
     "next_token_batches",
+    # learning the table
+    "TrainConfig",
+    "TrainState",
+    "init_state",
+    "train_step",
+    "make_train_step",
+    "make_mesh",
+    "shard_state",
+    "shard_batch",
+    "FitConfig",
+    "fit",
     # using vectors
     "unit_rows",
     "cosine_similarity",
