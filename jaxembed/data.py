@@ -36,6 +36,7 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 import jax
 import numpy as np
 
+from jaxembed.files import atomic_open
 from jaxembed.io import open_compressed
 from jaxembed.vocab import Vocab
 
@@ -340,14 +341,8 @@ def _fingerprint(path: str) -> list:
 
 
 def _atomic(directory, name: str, write: Callable) -> None:
-    fd, tmp = tempfile.mkstemp(dir=directory, prefix=".tmp-", suffix="-" + name)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            write(f)
-        os.replace(tmp, os.path.join(directory, name))
-    except BaseException:
-        os.unlink(tmp)
-        raise
+    with atomic_open(os.path.join(directory, name)) as f:
+        write(f)
 
 
 # ---------------------------------------------------------------------------- word2vec sampling

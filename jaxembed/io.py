@@ -25,12 +25,12 @@ import io
 import lzma
 import os
 import re
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
 
+from jaxembed.files import atomic_open
 from jaxembed.vocab import Vocab
 
 FORMATS = ("word2vec", "word2vec-binary", "glove")
@@ -431,20 +431,13 @@ def export_projector(
 @contextlib.contextmanager
 def _atomic_open(path: Path) -> Iterator:
     """Yields a binary file that replaces `path` only once fully written (compressed by suffix)."""
-    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.tmp")
     opener = _SUFFIX_OPENERS.get(path.suffix.lower())
-    try:
-        with open(tmp, "xb") as raw:
-            if opener is None:
-                yield raw
-            else:
-                with opener(raw, "wb") as f:
-                    yield f
-            raw.flush()
-            os.fsync(raw.fileno())
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
+    with atomic_open(path) as raw:
+        if opener is None:
+            yield raw
+        else:
+            with opener(raw, "wb") as f:
+                yield f
 
 
 def _check_pair(table_VxD, vocab: Vocab) -> np.ndarray:

@@ -29,7 +29,6 @@ import json
 import math
 import os
 import shutil
-import tempfile
 import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -41,6 +40,7 @@ import numpy as np
 from jaxembed import data, io
 from jaxembed import mesh as jm
 from jaxembed import train as tr
+from jaxembed.files import atomic_open
 
 RUN_FILES = ("run.json", "vectors.txt", "vocab.txt", "table.npy", "checkpoints")
 
@@ -418,21 +418,8 @@ def _write_outputs(out: Path, table_VxD, vocab, meta: dict, corpus, started: flo
 
 
 def _atomic_write(path: Path, write) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".tmp-{path.name}-")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            write(f)
-        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; give the usual permissions
-        os.replace(tmp, path)
-    except BaseException:
-        os.unlink(tmp)
-        raise
-
-
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
+    with atomic_open(path) as f:
+        write(f)
 
 
 def _progress_bar(total_words: int, done_words: int, enabled: bool):

@@ -13,17 +13,17 @@ several panels side by side (random IDs | one-hot | learned). ``figure`` makes t
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
-import tempfile
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
 import numpy as np
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
+
+from jaxembed import files
 
 # Panel size in inches: readable in a README at GitHub's page width with two or three panels.
 _PANEL_INCHES = (4.6, 4.0)
@@ -305,23 +305,6 @@ def _jsonable(value: Any) -> Any:
     raise TypeError(f"cannot write {type(value).__name__} as JSON")
 
 
-@contextlib.contextmanager
-def atomic_open(path: str | os.PathLike, mode: str = "w") -> Iterator[IO]:
-    """Opens a temporary file beside `path` to write; on success it replaces `path` atomically.
-
-    On an error the temporary file is removed and `path` is left as it was.
-
-    Example:
-      >>> with atomic_open("out/report.md") as f:
-      ...     f.write("# Report\n")
-    """
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    try:
-        with os.fdopen(fd, mode, **({} if "b" in mode else {"encoding": "utf-8"})) as f:
-            yield f
-        os.chmod(tmp, 0o644)  # mkstemp makes it private; results are meant to be shared
-        os.replace(tmp, path)
-    except BaseException:
-        os.unlink(tmp)
-        raise
+def atomic_open(path: str | os.PathLike, mode: str = "w"):
+    """`jaxembed.files.atomic_open`, text mode by default (figures pass "wb")."""
+    return files.atomic_open(path, mode)

@@ -22,11 +22,12 @@ import collections
 import dataclasses
 import functools
 import os
-import tempfile
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import Literal
 
 import numpy as np
+
+from jaxembed.files import atomic_open
 
 UNK = "<|unk|>"
 ENDOFTEXT = "<|endoftext|>"
@@ -312,7 +313,8 @@ class Vocab:
             data = "".join(lines).encode("utf-8")
         except UnicodeEncodeError as e:
             raise ValueError(f"a token cannot be written as UTF-8: {e}") from e
-        _atomic_write_bytes(os.fspath(path), data)
+        with atomic_open(path) as f:
+            f.write(data)
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> Vocab:
@@ -448,18 +450,3 @@ def _parse_header(header: str, path: str) -> tuple[int, int]:
             f"got {header[:60]!r} - write vocabulary files with Vocab.save"
         ) from None
     return size, n_specials
-
-
-def _atomic_write_bytes(path: str, data: bytes) -> None:
-    directory = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(dir=directory, prefix=".tmp-", suffix="-" + os.path.basename(path))
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
