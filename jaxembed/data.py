@@ -21,6 +21,7 @@ so `start_batch=k` reproduces the tail of the full stream (resume after a checkp
 from __future__ import annotations
 
 import collections
+import contextlib
 import dataclasses
 import itertools
 import json
@@ -694,11 +695,9 @@ def prefetch(batches: Iterable[dict], size: int = 2, sharding=None) -> Iterator[
 
     def put(item) -> bool:
         while not stop.is_set():
-            try:
+            with contextlib.suppress(queue.Full):  # full: look at `stop` again, then retry
                 ready.put(item, timeout=0.05)
                 return True
-            except queue.Full:
-                pass
         return False
 
     def produce():

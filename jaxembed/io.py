@@ -186,13 +186,11 @@ def _parse_block(
     rests: list[str], words: list[str], out_BxD: np.ndarray, line0: int, path: Path
 ) -> None:
     """Fills `out_BxD` from the value parts of consecutive lines (line0 = number of the first)."""
-    try:
+    with contextlib.suppress(ValueError):  # a bad block: fall through to the line-by-line pass
         values_BxD = np.loadtxt(rests, dtype=np.float32, delimiter=" ", comments=None, ndmin=2)
         if values_BxD.shape == out_BxD.shape:
             out_BxD[...] = values_BxD
             return
-    except ValueError:
-        pass
     # Something is wrong in this block: parse line by line to name the line and the problem.
     start = len(words) - len(rests)  # the block's words are the last ones read
     for i, rest in enumerate(rests):
