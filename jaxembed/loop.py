@@ -241,11 +241,6 @@ def fit(
     paths = [os.fspath(p) for p in ([paths] if isinstance(paths, str | os.PathLike) else paths)]
     corpus = data.read_corpus(paths, config.min_count, config.max_vocab)
     vocab_size = len(corpus.vocab)
-    if train.objective != "next-token" and config.batch_size % train.share_negatives:
-        raise ValueError(
-            f"batch size {config.batch_size} must be a multiple of share_negatives "
-            f"{train.share_negatives} - change one of them"
-        )
     _batch_stream(corpus, train, config, 0, 0).close()  # checks the settings fit the corpus
     settings = {"corpus": [os.path.abspath(p) for p in paths]}
     settings |= {"train": dataclasses.asdict(train), "fit": _resumable(config)}

@@ -32,13 +32,27 @@ ms per step; dense / sparse):
     50,000  200   33.1 / 12.2     48.5 / 38.2
     50,000  768   135.6 / 63.0    208.5 / 155.8
 
-A sparse SGD step is bound by its row traffic: per pair it gathers and scatters 1 + 1 + K rows;
-on CPU the scatter of the output rows is the largest single cost (~30% of a step), then their
-gather, the two batched products and the random bits. ``share_negatives=G`` (G pairs of a
-batch share K noise words) reads G-fold fewer noise rows and turns their products into matrix
-products. It is not word2vec's objective, but on corpus-en-11m (skip-gram, D=200, 5 epochs) it
-scored as well: analogies 24.4% (G=16) and 24.8% (G=64) against 25.3% exact and 23.8-24.5%
-for gensim; WordSim-353 0.61 / 0.66 against 0.58 exact, while training 2-2.4x faster.
+Noise words (``TrainConfig.share_negatives``, default 64). word2vec.c draws K fresh noise words
+for every (centre, context) pair, so a pair gathers and scatters 1 + 1 + K rows, and on CPU that
+row traffic is the step (the scatter of the output rows alone is ~30% of it). By default G = 64
+consecutive pairs of a batch share one draw of K noise words, the negative-sample sharing of Ji
+et al. 2016 ("Parallelizing Word2Vec in Shared and Distributed Memory"). Each pair still scores
+K words drawn from word2vec's unigram^0.75 distribution, so each pair's loss has word2vec's
+distribution and the expected gradient is unchanged; the pairs of a group just see the same
+words (correlated, not biased). Noise rows are then read G-fold less often and their products are
+matrix products. A batch that is not a multiple of G ends with a shorter group. ``share_negatives
+=1`` is word2vec.c's draw per pair. The cost of sharing: a shared noise row gets the summed
+gradient of G pairs at once, which diverged in a test on 32 words at 20x word2vec's learning
+rate (0.5) where a draw per pair did not; at word2vec's 0.025 no run we made was affected.
+
+Measured on corpus-en-11m (benchmarks/train_vs_gensim.py; skip-gram, D=200, window 5, negative
+5, sample 1e-4, min-count 5, 5 epochs, 2 cores; analogies restricted to 30,000 words):
+
+    share_negatives (batch)   words/s            analogies       WordSim-353
+    1 (1,024)                 198,000            25.3%           0.583
+    64 (1,024)                509,000            24.8%           0.657
+    64 (4,096), 3 seeds       610,000-676,000    24.7-26.2%      0.643-0.645
+    gensim 4.4, 2 workers     292,000-423,000    23.0-24.1%      0.563-0.565
 
     >>> config = TrainConfig(objective="skipgram", dim=100)
     >>> state = init_state(config, vocab_size=len(corpus.vocab))
@@ -81,7 +95,7 @@ class TrainConfig:
     objective: str = "skipgram"  # "skipgram", "cbow" or "next-token"
     dim: int = 100  # D, the vector size (gensim's vector_size)
     negative: int = 5  # noise words per positive pair (gensim's negative); word2vec objectives
-    share_negatives: int = 1  # consecutive pairs sharing one draw of noise words; 1 = word2vec
+    share_negatives: int = 64  # consecutive pairs sharing one draw of noise words; 1 = one each
     optimizer: str = "sgd"  # "sgd", "adam" or "adamw" (optax)
     lr: float = 0.025  # initial learning rate (gensim's alpha)
     min_lr: float = 0.0001  # learning rate at the end of training, reached linearly (min_alpha)
@@ -268,12 +282,28 @@ def sparse_update(
 
 
 def _noise_groups(config: TrainConfig, batch_size: int) -> int:
-    if batch_size % config.share_negatives:
-        raise ValueError(
-            f"batch size {batch_size} must be a multiple of share_negatives "
-            f"{config.share_negatives} - change one of them"
-        )
-    return batch_size // config.share_negatives
+    """G: groups of `share_negatives` consecutive pairs, the last one shorter if need be."""
+    return -(-batch_size // config.share_negatives)
+
+
+def _pad_to_groups(config: TrainConfig, batch: Mapping[str, jax.Array]) -> dict:
+    """Pads a batch whose size is not a multiple of share_negatives with pairs that weigh 0.
+
+    The padding repeats the last pair's IDs, so it touches no row the batch did not already
+    touch (lazy Adam merges it into that row, with a zero gradient).
+    """
+    batch_size = batch["center_B"].shape[0]
+    pad = _noise_groups(config, batch_size) * config.share_negatives - batch_size
+    if pad == 0:
+        return dict(batch)
+
+    def padded(name, x):
+        if not name.endswith(("_B", "_BxC")):
+            return x
+        widths = ((0, pad),) + ((0, 0),) * (x.ndim - 1)
+        return jnp.pad(x, widths, mode="constant" if "mask" in name else "edge")
+
+    return {name: padded(name, x) for name, x in batch.items()}
 
 
 def _word2vec_sparse(config, tx, params, opt_state, batch, noise_GxK, weight_BxJ):
@@ -365,6 +395,8 @@ def train_step(
         updates, opt_state = tx.update(grads, _with_lr(state.opt_state, lr), state.params)
         params = optax.apply_updates(state.params, updates)
     else:
+        count = jnp.sum(batch["mask_B"])
+        batch = _pad_to_groups(config, batch)
         noise_GxK = batch.get("noise_GxK")
         if noise_GxK is None:
             noise_GxK = draw_noise(config, state, noise, batch["center_B"].shape[0])
@@ -374,7 +406,6 @@ def train_step(
         loss_sum, params, opt_state = update(
             config, tx, state.params, opt_state, batch, noise_GxK, weight_BxJ
         )
-        count = jnp.sum(batch["mask_B"])
     new_state = state.replace(step=state.step + 1, params=params, opt_state=opt_state)
     metrics = {"loss_sum": loss_sum, "count": jnp.asarray(count, jnp.float32), "lr": lr}
     return new_state, metrics
