@@ -1,6 +1,8 @@
 """Times jaxembed's training step: dense vs sparse row updates, batch sizes, steps per call.
 
     python benchmarks/train_step.py --vocab 10000 50000 --dim 200 768 --batch 4096
+    python benchmarks/train_step.py --vocab 61286 --dim 200 --batch 1024 4096 --update sparse \
+        --share-negatives 1 64
 
 Batches are synthetic skip-gram pairs drawn from a Zipf-like distribution (as word frequencies
 are), so the rows a batch touches repeat as they do in real text. Prints one line per setting:
@@ -57,20 +59,22 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=4, help="steps per jitted call (scan)")
     parser.add_argument("--update", nargs="+", default=["dense", "sparse"])
     parser.add_argument("--optimizer", nargs="+", default=["sgd"])
-    parser.add_argument("--share-negatives", type=int, default=1)
+    parser.add_argument(
+        "--share-negatives", type=int, nargs="+", default=[1], help="pairs per draw of noise words"
+    )
     parser.add_argument("--repeats", type=int, default=5)
     args = parser.parse_args()
     print(
         f"jax {jax.__version__} on {jax.devices()[0].device_kind}, {jax.device_count()} device(s)"
     )
-    grid = itertools.product(args.optimizer, args.vocab, args.dim, args.batch, args.update)
-    for optimizer, vocab_size, dim, batch, update in grid:
-        config = TrainConfig(
-            dim=dim, update=update, optimizer=optimizer, share_negatives=args.share_negatives
-        )
+    grid = itertools.product(
+        args.optimizer, args.vocab, args.dim, args.batch, args.update, args.share_negatives
+    )
+    for optimizer, vocab_size, dim, batch, update, share in grid:
+        config = TrainConfig(dim=dim, update=update, optimizer=optimizer, share_negatives=share)
         seconds = time_step(config, vocab_size, batch, args.steps, args.repeats)
         print(
-            f"{optimizer:5s} {update:6s} V={vocab_size:6d} D={dim:4d} B={batch:5d}: "
+            f"{optimizer:5s} {update:6s} V={vocab_size:6d} D={dim:4d} B={batch:5d} G={share:4d}: "
             f"{seconds * 1e3:8.2f} ms/step {batch / seconds / 1e6:6.3f} M pairs/s",
             flush=True,
         )

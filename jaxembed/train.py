@@ -48,11 +48,11 @@ rate (0.5) where a draw per pair did not; at word2vec's 0.025 no run we made was
 Measured on corpus-en-11m (benchmarks/train_vs_gensim.py; skip-gram, D=200, window 5, negative
 5, sample 1e-4, min-count 5, 5 epochs, 2 cores; analogies restricted to 30,000 words):
 
-    share_negatives (batch)   words/s            analogies       WordSim-353
-    1 (1,024)                 198,000            25.3%           0.583
-    64 (1,024)                509,000            24.8%           0.657
-    64 (4,096), 3 seeds       610,000-676,000    24.7-26.2%      0.643-0.645
-    gensim 4.4, 2 workers     292,000-423,000    23.0-24.1%      0.563-0.565
+    share_negatives (batch)    words/s     analogies   WordSim-353   gensim in the same run
+    1 (1,024)                  198,000     25.3%       0.583         292,000  23.3%  0.563
+    64 (1,024)                 509,000     24.8%       0.657         423,000  24.1%  0.565
+    64 (4,096), seed 1         667,000     24.7%       0.645         431,000  23.8%  0.575
+    64 (4,096), seed 2         668,000     26.2%       0.644         432,000  23.5%  0.566
 
     >>> config = TrainConfig(objective="skipgram", dim=100)
     >>> state = init_state(config, vocab_size=len(corpus.vocab))

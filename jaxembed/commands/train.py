@@ -45,7 +45,7 @@ def register(subparsers) -> None:
         type=int,
         default=64,
         help="consecutive pairs sharing one draw of noise words (each pair still sees --negative "
-        "words from word2vec's noise distribution); 1 = a draw per pair as word2vec.c, about 2.5x "
+        "words from word2vec's noise distribution); 1 = a draw per pair as word2vec.c, 2.5-3.4x "
         "slower on CPU with the same scores on our benchmark",
     )
     g.add_argument("--context-length", type=int, default=64, help="next-token: tokens per sequence")
