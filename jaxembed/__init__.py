@@ -40,16 +40,8 @@ from jaxembed.positions import (
 )
 
 # corpus -> IDs -> training batches
-from jaxembed.data import (
-    Corpus,
-    cbow_batches,
-    load_corpus,
-    next_token_batches,
-    noise_distribution,
-    read_corpus,
-    save_corpus,
-    skipgram_batches,
-)
+from jaxembed.corpus import Corpus, load_corpus, read_corpus, save_corpus
+from jaxembed.data import cbow_batches, next_token_batches, noise_distribution, skipgram_batches
 
 # learning the table: the jitted optax step, the device mesh, the run
 from jaxembed.train import TrainConfig, TrainState, init_state, make_train_step, train_step

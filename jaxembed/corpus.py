@@ -1,0 +1,353 @@
+"""Corpora for learning tables: text files -> frequency vocabulary + int32 IDs, and cache files.
+
+`read_corpus` streams plain, .xz, .gz or .bz2 files (found by their magic bytes) in 1 MiB blocks, so
+a 100 MB single line (text8) never becomes one Python string or a list of the corpus. One pass both
+counts the words and stores them as provisional int32 IDs; the frequency vocabulary then maps them
+to final IDs, dropping words below `min_count` as gensim does. Sentences are lines, cut into pieces
+of at most 10,000 words (gensim's MAX_WORDS_IN_BATCH, as `LineSentence` and `Text8Corpus` do);
+word2vec windows never cross them. Invalid UTF-8 is replaced by U+FFFD, counted and warned about.
+
+A corpus is kept as files in a folder by `save_corpus`, or by `read_corpus` with `cache_dir`, which
+writes the IDs straight to disk and loads them on later calls instead of reading the text again;
+`load_corpus` reads them back. The files: ids.npy (memory-mapped when loaded), sentence_starts.npy,
+vocab.txt, and corpus.json, written last: a folder without it is incomplete. `jaxembed.data` turns
+a `Corpus` into training batches.
+
+    >>> corpus = read_corpus(["text8.xz"], min_count=5, cache_dir="text8-cache/")
+    >>> corpus.vocab.decode(corpus.ids_N[:3])
+    ['anarchism', 'originated', 'as']
+"""
+
+from __future__ import annotations
+
+import collections
+import dataclasses
+import itertools
+import json
+import lzma
+import os
+import tempfile
+import warnings
+import zlib
+from collections.abc import Callable, Iterator, Sequence
+
+import numpy as np
+
+from jaxembed.files import atomic_open
+from jaxembed.io import open_compressed
+from jaxembed.vocab import Vocab
+
+MAX_SENTENCE_LENGTH = 10_000  # gensim's MAX_WORDS_IN_BATCH: longer lines are cut into pieces
+_BLOCK_BYTES = 1 << 20  # bytes read at a time
+_WHITESPACE = b" \n\t\r\x0b\x0c"
+_CACHE_FILES = ("ids.npy", "sentence_starts.npy", "vocab.txt", "corpus.json")
+
+
+@dataclasses.dataclass(frozen=True, eq=False)
+class Corpus:
+    """A tokenized corpus: vocabulary, the words as IDs, and sentence boundaries."""
+
+    vocab: Vocab  # frequency-ordered vocabulary of the words kept (no specials)
+    ids_N: np.ndarray  # int32 (N,): the corpus as IDs, words outside the vocabulary dropped
+    sentence_starts: np.ndarray  # int64 (S+1,): sentence s is ids_N[starts[s] : starts[s + 1]]
+    n_raw_words: int  # words read, before dropping rare ones (gensim's "raw words", for progress)
+    n_undecodable: int = 0  # invalid UTF-8 sequences replaced by U+FFFD while reading
+
+
+# ---------------------------------------------------------------------------- reading
+
+
+def read_corpus(
+    paths: str | os.PathLike | Sequence[str | os.PathLike],
+    min_count: int = 5,
+    max_size: int | None = None,
+    *,
+    cache_dir: str | os.PathLike | None = None,
+    max_sentence_length: int = MAX_SENTENCE_LENGTH,
+) -> Corpus:
+    """Reads text files into a `Corpus` (one streaming pass; memory: 8 bytes per word).
+
+    Args:
+      paths: one file or a list, read in order; plain, .xz, .gz or .bz2 (detected by magic bytes).
+        Words are separated by whitespace (str.split); each line is a sentence.
+      min_count: drop words seen fewer times (gensim's min_count).
+      max_size: keep at most this many of the most frequent words.
+      cache_dir: if given, the IDs are written there (np.memmap, for corpora bigger than memory) and
+        a later call with the same files and settings loads them instead of reading the text again.
+      max_sentence_length: lines longer than this are cut into several sentences.
+
+    Returns:
+      The Corpus. Undecodable bytes are replaced by U+FFFD and reported with a UnicodeWarning.
+
+    Example:
+      >>> corpus = read_corpus("corpus-en-11m.txt.xz", min_count=5)
+      >>> len(corpus.vocab), corpus.n_raw_words
+      (61286, 10818076)
+    """
+    paths = [os.fspath(p) for p in ([paths] if isinstance(paths, str | os.PathLike) else paths)]
+    _check_positive(min_count=min_count, max_sentence_length=max_sentence_length)
+    if not paths:
+        raise ValueError("no corpus files given - pass at least one text file")
+    for path in paths:
+        if os.path.isdir(path):
+            raise ValueError(f"{path} is a directory - pass the text files inside it")
+        if not os.path.exists(path):
+            raise FileNotFoundError(f"corpus file {path} does not exist - check the path")
+    settings = {
+        "min_count": min_count,
+        "max_size": max_size,
+        "max_sentence_length": max_sentence_length,
+    }
+    source = {"files": [_fingerprint(p) for p in paths], **settings}
+    if cache_dir is not None and _cache_source(cache_dir) == source:
+        return load_corpus(cache_dir)
+    if cache_dir is None:
+        return _read(paths, min_count, max_size, max_sentence_length, None)
+    _invalidate(cache_dir)
+    corpus = _read(paths, min_count, max_size, max_sentence_length, os.fspath(cache_dir))
+    _write_meta(corpus, cache_dir, source)
+    return load_corpus(cache_dir)
+
+
+def _read(paths, min_count, max_size, max_sentence_length, cache_dir) -> Corpus:
+    # word -> provisional ID in order of first appearance; a new word's ID is assigned in C
+    index: dict[str, int] = collections.defaultdict(itertools.count().__next__)
+    counts_U = np.zeros(0, np.int64)
+    store = _BlockStore(cache_dir)
+    line_lengths, n_undecodable = [], 0
+    try:
+        for path in paths:
+            n_before = store.n
+            for words, lengths, n_bad in _read_file(path):
+                ids = np.fromiter(map(index.__getitem__, words), np.int32, len(words))
+                store.append(ids)
+                if len(index) > len(counts_U):  # grow geometrically: O(words), not O(blocks * V)
+                    counts_U = np.concatenate(
+                        [counts_U, np.zeros(len(index) + len(counts_U), np.int64)]
+                    )
+                unique, counts = np.unique(ids, return_counts=True)
+                counts_U[unique] += counts
+                line_lengths.append(np.asarray(lengths, np.int64))
+                n_undecodable += n_bad
+            if store.n == n_before:
+                raise ValueError(f"corpus file {path} holds no words - remove it or fill it")
+        if n_undecodable:
+            warnings.warn(
+                f"{n_undecodable} invalid UTF-8 byte sequences in {', '.join(paths)} were replaced "
+                "by U+FFFD (words containing them are kept) - re-encode the files as UTF-8 to avoid it",
+                UnicodeWarning,
+                stacklevel=3,
+            )
+        vocab = _vocab(list(index), counts_U[: len(index)], min_count, max_size)
+        remap_U = np.full(len(index), -1, np.int32)
+        remap_U[[index[w] for w in vocab.index_to_key]] = np.arange(len(vocab), dtype=np.int32)
+        raw_starts = _sentence_starts(np.concatenate(line_lengths), max_sentence_length)
+        ids_N, starts = store.encode(remap_U, int(vocab.counts.sum()), raw_starts)
+    finally:
+        store.close()
+    return Corpus(vocab, ids_N, starts, int(raw_starts[-1]), n_undecodable)
+
+
+def _read_file(path: str) -> Iterator[tuple[list[str], list[int], int]]:
+    """Yields (words, word counts of the lines completed, n_undecodable) per block of the file."""
+    rest, open_line, first = b"", 0, True
+    with open_compressed(path) as f:
+        while True:
+            try:
+                block = f.read(_BLOCK_BYTES)
+            except (OSError, EOFError, lzma.LZMAError, zlib.error) as e:
+                raise ValueError(f"{path}: compressed data is corrupt or truncated ({e})") from e
+            if first and block.startswith(b"\xef\xbb\xbf"):  # UTF-8 byte-order mark
+                block = block[3:]
+            first = False
+            data = rest + block
+            # Cut after the last ASCII whitespace: a word or a UTF-8 sequence is never split.
+            cut = len(data) if not block else max(data.rfind(c) for c in _WHITESPACE) + 1
+            text, n_bad = _decode(data[:cut])
+            rest = data[cut:]
+            lengths = [len(line.split()) for line in text.split("\n")]
+            lengths[0] += open_line
+            open_line = lengths.pop()
+            if not block:
+                yield text.split(), [*lengths, open_line], n_bad
+                return
+            yield text.split(), lengths, n_bad
+
+
+def _decode(data: bytes) -> tuple[str, int]:
+    try:
+        return data.decode("utf-8"), 0
+    except UnicodeDecodeError:
+        text = data.decode("utf-8", errors="replace")
+        return text, text.count("\ufffd") - data.count("\ufffd".encode())
+
+
+def _vocab(keys: list[str], counts_U: np.ndarray, min_count: int, max_size: int | None) -> Vocab:
+    if not keys:
+        raise ValueError("the corpus holds no words - give a non-empty text file")
+    top = int(np.argmax(counts_U))
+    if counts_U[top] < min_count:
+        raise ValueError(
+            f"no word occurs min_count={min_count} times (the most frequent, {keys[top]!r}, "
+            f"occurs {counts_U[top]} times) - lower --min-count to {counts_U[top]} or less, "
+            "or use a larger corpus"
+        )
+    return Vocab.from_counts(
+        dict(zip(keys, counts_U.tolist(), strict=True)), "frequency", min_count, max_size
+    )
+
+
+def _sentence_starts(line_lengths: np.ndarray, max_length: int) -> np.ndarray:
+    """Raw word offsets (incl. the end) of sentences: non-empty lines cut into <= max_length pieces."""
+    lengths = line_lengths[line_lengths > 0]
+    n_pieces = (lengths + max_length - 1) // max_length
+    pieces = np.full(int(n_pieces.sum()), max_length, np.int64)
+    pieces[np.cumsum(n_pieces) - 1] = lengths - (n_pieces - 1) * max_length
+    return np.concatenate([[0], np.cumsum(pieces)])
+
+
+class _BlockStore:
+    """Provisional IDs of each block: in memory, or appended to a file in `cache_dir`."""
+
+    def __init__(self, cache_dir: str | None):
+        self.dir, self.sizes, self.blocks, self.n = cache_dir, [], [], 0
+        self.file, self.ids_path = None, ""
+        if cache_dir is not None:
+            fd, self.raw_path = tempfile.mkstemp(dir=cache_dir, prefix=".tmp-raw-")
+            self.file = os.fdopen(fd, "wb")
+
+    def append(self, ids: np.ndarray) -> None:
+        self.sizes.append(len(ids))
+        self.n += len(ids)
+        if self.file is None:
+            self.blocks.append(ids)
+        else:
+            self.file.write(ids.tobytes())
+
+    def encode(self, remap_U, n_kept, raw_starts) -> tuple[np.ndarray, np.ndarray]:
+        """Final IDs (words outside the vocabulary dropped) and the sentence starts among them."""
+        if self.file is None:
+            ids_N, blocks = np.empty(n_kept, np.int32), self.blocks
+        else:
+            self.file.close()
+            raw = np.memmap(self.raw_path, np.int32, "r", shape=(self.n,))
+            blocks = np.split(raw, np.cumsum(self.sizes)[:-1])
+            self.ids_path = os.path.join(self.dir, f".tmp-ids-{os.getpid()}.npy")
+            ids_N = np.lib.format.open_memmap(self.ids_path, "w+", np.int32, (n_kept,))
+        starts = np.empty_like(raw_starts)
+        raw_pos, out = 0, 0
+        for i in range(len(self.sizes)):
+            ids = remap_U[blocks[i]]
+            kept = ids >= 0
+            if self.file is None:
+                blocks[i] = None  # free the provisional IDs as we go
+            lo, hi = np.searchsorted(raw_starts, [raw_pos, raw_pos + len(kept)])
+            kept_before = np.concatenate([[0], np.cumsum(kept)])
+            starts[lo:hi] = out + kept_before[raw_starts[lo:hi] - raw_pos]
+            ids_N[out : out + int(kept_before[-1])] = ids[kept]
+            raw_pos, out = raw_pos + len(kept), out + int(kept_before[-1])
+        starts[-1] = out
+        starts = starts[np.concatenate([[True], np.diff(starts) > 0])]  # drop emptied sentences
+        if self.file is not None:
+            ids_N.flush()
+            del ids_N
+            os.replace(self.ids_path, os.path.join(self.dir, "ids.npy"))
+            ids_N = np.load(os.path.join(self.dir, "ids.npy"), mmap_mode="r")
+        return ids_N, starts
+
+    def close(self) -> None:
+        if self.file is not None:
+            self.file.close()
+            for path in (self.raw_path, self.ids_path):
+                if os.path.exists(path):
+                    os.unlink(path)
+
+
+# ---------------------------------------------------------------------------- cache files
+
+
+def save_corpus(corpus: Corpus, directory: str | os.PathLike) -> None:
+    """Writes `corpus` to `directory` (ids.npy, sentence_starts.npy, vocab.txt, corpus.json).
+
+    Each file is written atomically; corpus.json goes last, so a directory without it is incomplete.
+
+    Example:
+      >>> save_corpus(corpus, "cache/")
+      >>> load_corpus("cache/").n_raw_words == corpus.n_raw_words
+      True
+    """
+    _invalidate(directory)
+    _atomic(directory, "ids.npy", lambda f: np.save(f, np.asarray(corpus.ids_N, np.int32)))
+    _write_meta(corpus, directory, None)
+
+
+def load_corpus(directory: str | os.PathLike, mmap: bool = True) -> Corpus:
+    """Reads a corpus written by `save_corpus` or `read_corpus(..., cache_dir=...)`.
+
+    Args:
+      directory: the folder.
+      mmap: map ids.npy from disk (read-only) instead of loading it into memory.
+
+    Example:
+      >>> corpus = load_corpus("cache/")
+    """
+    directory = os.fspath(directory)
+    meta_path = os.path.join(directory, "corpus.json")
+    if not os.path.exists(meta_path):
+        raise FileNotFoundError(
+            f"{meta_path} does not exist - write the corpus with save_corpus or "
+            "read_corpus(..., cache_dir=...) first"
+        )
+    with open(meta_path) as f:
+        meta = json.load(f)
+    return Corpus(
+        Vocab.load(os.path.join(directory, "vocab.txt")),
+        np.load(os.path.join(directory, "ids.npy"), mmap_mode="r" if mmap else None),
+        np.load(os.path.join(directory, "sentence_starts.npy")),
+        meta["n_raw_words"],
+        meta["n_undecodable"],
+    )
+
+
+def _write_meta(corpus: Corpus, directory, source: dict | None) -> None:
+    meta = {"n_raw_words": corpus.n_raw_words, "n_undecodable": corpus.n_undecodable}
+    meta["source"] = source
+    _atomic(directory, "sentence_starts.npy", lambda f: np.save(f, corpus.sentence_starts))
+    corpus.vocab.save(os.path.join(directory, "vocab.txt"))
+    _atomic(directory, "corpus.json", lambda f: f.write(json.dumps(meta, indent=1).encode()))
+
+
+def _invalidate(directory) -> None:
+    """Creates `directory` or unmarks the corpus in it: corpus.json, written last, marks it whole."""
+    os.makedirs(directory, exist_ok=True)
+    if os.path.exists(meta := os.path.join(directory, "corpus.json")):
+        os.unlink(meta)
+
+
+def _cache_source(directory) -> dict | None:
+    if not all(os.path.exists(os.path.join(directory, n)) for n in _CACHE_FILES):
+        return None
+    with open(os.path.join(directory, "corpus.json")) as f:
+        return json.load(f).get("source")
+
+
+def _fingerprint(path: str) -> list:
+    stat = os.stat(path)
+    return [os.path.abspath(path), stat.st_size, stat.st_mtime_ns]
+
+
+def _atomic(directory, name: str, write: Callable) -> None:
+    with atomic_open(os.path.join(directory, name)) as f:
+        write(f)
+
+
+# ---------------------------------------------------------------------------- checks
+
+
+def _check_positive(**values) -> None:
+    for name, value in values.items():
+        if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < 1:
+            flag = "--" + name.replace("_", "-")
+            raise ValueError(
+                f"{name} must be a positive integer; got {value!r} - pass {flag} 1 or more"
+            )
