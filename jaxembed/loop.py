@@ -40,6 +40,7 @@ import numpy as np
 from jaxembed import data, io
 from jaxembed import mesh as jm
 from jaxembed import train as tr
+from jaxembed.corpus import Corpus, read_corpus
 from jaxembed.files import atomic_open
 
 RUN_FILES = ("run.json", "vectors.txt", "vocab.txt", "table.npy", "checkpoints")
@@ -239,7 +240,7 @@ def fit(
     started = time.perf_counter()
     out = check_out_dir(out_dir, resume, overwrite)
     paths = [os.fspath(p) for p in ([paths] if isinstance(paths, str | os.PathLike) else paths)]
-    corpus = data.read_corpus(paths, config.min_count, config.max_vocab)
+    corpus = read_corpus(paths, config.min_count, config.max_vocab)
     vocab_size = len(corpus.vocab)
     _batch_stream(corpus, train, config, 0, 0).close()  # checks the settings fit the corpus
     settings = {"corpus": [os.path.abspath(p) for p in paths]}
@@ -382,7 +383,7 @@ def _check_same_settings(saved: dict, current: dict, out: Path) -> None:
     )
 
 
-def _summary(meta: dict, corpus: data.Corpus, started: float) -> dict:
+def _summary(meta: dict, corpus: Corpus, started: float) -> dict:
     seconds = meta["train_seconds"]
     return {
         "finished": True,
