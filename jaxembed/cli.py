@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
+import signal
 import sys
 
 _COMMAND_MODULES = ("demo", "train", "vectors")
@@ -33,6 +35,10 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     try:
         return int(args.func(args) or 0)
+    except BrokenPipeError:
+        # The reader left (`jaxembed similar ... | head`): stop quietly with the shell's status.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 128 + signal.SIGPIPE
     except (ValueError, KeyError, FileNotFoundError, FileExistsError, ImportError) as err:
         # Library errors already name the fix; show them without a traceback.
         message = err.args[0] if isinstance(err, KeyError) and err.args else err

@@ -2,6 +2,7 @@
 
 import json
 import os
+import subprocess
 import sys
 
 import numpy as np
@@ -204,3 +205,14 @@ def test_glove_king_woman_man_is_queen(capsys):
     code, out, _ = run(capsys, "analogy", "glove-6b-50d", "man", "king", "woman", "--limit", 20000)
     assert code == 0
     assert out.splitlines()[2].split()[:2] == ["1", "queen"]
+
+
+def test_a_closed_pipe_ends_quietly(small):
+    """`jaxembed similar ... | head`: the reader closes the pipe before the output is written."""
+    path, _ = small
+    cmd = [sys.executable, "-m", "jaxembed.cli", "similar", os.fspath(path), "king", "--topn", "20"]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    proc.stdout.close()  # before the child has even imported jax
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 141, err.decode()
+    assert b"Traceback" not in err and b"BrokenPipeError" not in err
