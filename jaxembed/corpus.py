@@ -29,7 +29,7 @@ import os
 import tempfile
 import warnings
 import zlib
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 
 import numpy as np
 
@@ -277,7 +277,8 @@ def save_corpus(corpus: Corpus, directory: str | os.PathLike) -> None:
       True
     """
     _invalidate(directory)
-    _atomic(directory, "ids.npy", lambda f: np.save(f, np.asarray(corpus.ids_N, np.int32)))
+    with atomic_open(os.path.join(directory, "ids.npy")) as f:
+        np.save(f, np.asarray(corpus.ids_N, np.int32))
     _write_meta(corpus, directory, None)
 
 
@@ -312,9 +313,11 @@ def load_corpus(directory: str | os.PathLike, mmap: bool = True) -> Corpus:
 def _write_meta(corpus: Corpus, directory, source: dict | None) -> None:
     meta = {"n_raw_words": corpus.n_raw_words, "n_undecodable": corpus.n_undecodable}
     meta["source"] = source
-    _atomic(directory, "sentence_starts.npy", lambda f: np.save(f, corpus.sentence_starts))
+    with atomic_open(os.path.join(directory, "sentence_starts.npy")) as f:
+        np.save(f, corpus.sentence_starts)
     corpus.vocab.save(os.path.join(directory, "vocab.txt"))
-    _atomic(directory, "corpus.json", lambda f: f.write(json.dumps(meta, indent=1).encode()))
+    with atomic_open(os.path.join(directory, "corpus.json"), "w") as f:
+        json.dump(meta, f, indent=1)
 
 
 def _invalidate(directory) -> None:
@@ -334,11 +337,6 @@ def _cache_source(directory) -> dict | None:
 def _fingerprint(path: str) -> list:
     stat = os.stat(path)
     return [os.path.abspath(path), stat.st_size, stat.st_mtime_ns]
-
-
-def _atomic(directory, name: str, write: Callable) -> None:
-    with atomic_open(os.path.join(directory, name)) as f:
-        write(f)
 
 
 # ---------------------------------------------------------------------------- checks

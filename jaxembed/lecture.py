@@ -85,7 +85,7 @@ def prepare_corpus(
       >>> prepare_corpus([default_corpus()], "corpus.txt")["tokens"]
       59904
     """
-    from jaxembed.plots import atomic_open
+    from jaxembed.files import atomic_open
 
     stats = {"lines": 0, "tokens": 0, "example_text": "", "example_tokens": []}
     dst = Path(dst)

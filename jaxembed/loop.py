@@ -408,14 +408,10 @@ def _write_outputs(out: Path, table_VxD, vocab, meta: dict, corpus, started: flo
     table_VxD = np.asarray(table_VxD, np.float32)
     io.save_vectors(table_VxD, vocab, out / "vectors.txt", format="word2vec")
     vocab.save(out / "vocab.txt")
-    _atomic_write(out / "table.npy", lambda f: np.save(f, table_VxD))
-    text = json.dumps(_summary(meta, corpus, started), indent=1).encode()
-    _atomic_write(out / "run.json", lambda f: f.write(text))
-
-
-def _atomic_write(path: Path, write) -> None:
-    with atomic_open(path) as f:
-        write(f)
+    with atomic_open(out / "table.npy") as f:
+        np.save(f, table_VxD)
+    with atomic_open(out / "run.json", "w") as f:
+        json.dump(_summary(meta, corpus, started), f, indent=1)
 
 
 def _progress_bar(total_words: int, done_words: int, enabled: bool):

@@ -23,7 +23,7 @@ import numpy as np
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
-from jaxembed import files
+from jaxembed.files import atomic_open
 
 # Panel size in inches: readable in a README at GitHub's page width with two or three panels.
 _PANEL_INCHES = (4.6, 4.0)
@@ -303,8 +303,3 @@ def _jsonable(value: Any) -> Any:
     if isinstance(value, os.PathLike):
         return os.fspath(value)
     raise TypeError(f"cannot write {type(value).__name__} as JSON")
-
-
-def atomic_open(path: str | os.PathLike, mode: str = "w"):
-    """`jaxembed.files.atomic_open`, text mode by default (figures pass "wb")."""
-    return files.atomic_open(path, mode)

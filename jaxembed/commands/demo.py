@@ -165,7 +165,7 @@ def run(config: DemoConfig) -> dict:
 
 def write_report(out, config: DemoConfig, results: dict) -> Path:
     """Writes out/report.md from `run`'s results (atomically)."""
-    from jaxembed.plots import atomic_open
+    from jaxembed.files import atomic_open
 
     def words(pairs) -> str:
         return ", ".join(f"{w} ({s:.2f})" for w, s in pairs)
