@@ -28,7 +28,8 @@ from _bench import (
 )
 
 from jaxembed.evaluate import benchmark_path, evaluate_analogies, evaluate_word_pairs
-from jaxembed.io import load_vectors, to_keyed_vectors
+from jaxembed.export import to_keyed_vectors
+from jaxembed.io import load_vectors
 
 
 def analogy_case(table_VxD, vocab, kv, restrict: int):

@@ -171,19 +171,17 @@ def evaluate_worker(out: str, evaluators: list[str]) -> dict:
             "seconds": time.perf_counter() - start,
         }
     if "jaxembed" in evaluators:
-        from jaxembed.evaluate import benchmark_path, evaluate_analogies, evaluate_word_pairs
+        from jaxembed.evaluate import evaluate_suite
         from jaxembed.io import load_vectors
 
         table_VxD, vocab = load_vectors(path)
         start = time.perf_counter()
-        analogies = evaluate_analogies(
-            table_VxD, vocab, benchmark_path("questions-words"), restrict_vocab=30_000
-        )
-        pairs = evaluate_word_pairs(table_VxD, vocab, benchmark_path("wordsim353"))
+        suite = evaluate_suite(table_VxD, vocab, 30_000, ("questions-words", "wordsim353"))
+        analogies, pairs = suite["questions-words"], suite["wordsim353"]
         scores["jaxembed"] = {
             "analogy_accuracy": analogies["accuracy"],
             "analogy_attempted": analogies["attempted"],
-            "wordsim353_spearman": pairs["spearman"][0],
+            "wordsim353_spearman": pairs["spearman"],
             "seconds": time.perf_counter() - start,
         }
     if len(scores) == 2:

@@ -31,7 +31,7 @@ def run(config: Config) -> dict:
     import numpy as np
 
     from jaxembed.embed import init_table, lookup
-    from jaxembed.plots import write_json
+    from jaxembed.files import write_json
     from jaxembed.tokenize import gpt2_tokenizer, split_words
     from jaxembed.vocab import Vocab
 

@@ -30,7 +30,8 @@ def run(config: Config) -> dict:
     import jax.numpy as jnp
     import numpy as np
 
-    from jaxembed.plots import figure, format_matrix, heatmap, save_figure, write_json
+    from jaxembed.files import write_json
+    from jaxembed.plots import figure, format_matrix, heatmap, save_figure
     from jaxembed.vectors import similarity_matrix
     from jaxembed.vocab import Vocab
 

@@ -33,6 +33,7 @@ def run(config: Config) -> dict:
     import jax.numpy as jnp
     import numpy as np
 
+    from jaxembed.files import write_json
     from jaxembed.plots import (
         figure,
         format_matrix,
@@ -40,7 +41,6 @@ def run(config: Config) -> dict:
         pca_2d,
         save_figure,
         scatter_words,
-        write_json,
     )
     from jaxembed.vectors import similarity_matrix
 

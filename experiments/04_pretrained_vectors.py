@@ -48,6 +48,7 @@ def run(config: Config) -> dict:
     """Runs the lecture's queries on pretrained vectors; writes results and figures."""
     import numpy as np
 
+    from jaxembed.files import write_json
     from jaxembed.io import load_vectors
     from jaxembed.plots import (
         figure,
@@ -55,7 +56,6 @@ def run(config: Config) -> dict:
         heatmap,
         pair_projection,
         save_figure,
-        write_json,
     )
     from jaxembed.vectors import cosine_similarity, difference_norm, most_similar, similarity_matrix
 

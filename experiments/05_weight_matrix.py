@@ -16,6 +16,8 @@ import dataclasses
 import sys
 from pathlib import Path
 
+from jaxembed.lecture import LEE
+
 # GPT-2's four sizes and their vector dimension (Radford et al. 2019, table 2).
 GPT2_DIMS = {"small": 768, "medium": 1024, "large": 1280, "xl": 1600}
 
@@ -24,10 +26,10 @@ GPT2_DIMS = {"small": 768, "medium": 1024, "large": 1280, "xl": 1600}
 class Config:
     corpus: tuple[str, ...] = ()  # text files to train on; empty: gensim's Lee corpus
     max_lines: int | None = None  # read only the first lines
-    dim: int = 50  # D of the trained table
-    epochs: int = 20  # passes over the corpus
-    min_count: int = 3  # drop rarer words
-    seed: int = 1  # initial table and sampling
+    dim: int = LEE.dim  # D of the trained table (the Lee recipe's defaults)
+    epochs: int = LEE.epochs  # passes over the corpus
+    min_count: int = LEE.min_count  # drop rarer words
+    seed: int = LEE.seed  # initial table and sampling
     out: str = "runs/experiments/05_weight_matrix"  # where results.json and figures go
 
 
@@ -38,15 +40,15 @@ def run(config: Config) -> dict:
     import jax.numpy as jnp
     import numpy as np
 
-    from jaxembed import loop, train
     from jaxembed.embed import count_params
+    from jaxembed.files import write_json
     from jaxembed.lecture import (
+        LEE,
         LEE_PAIRS,
         default_corpus,
         learn_and_compare,
         prepare_corpus,
     )
-    from jaxembed.plots import write_json
     from jaxembed.tokenize import gpt2_tokenizer
 
     out = Path(config.out)
@@ -70,9 +72,10 @@ def run(config: Config) -> dict:
         f"\ntraining word2vec on {', '.join(Path(p).name for p in paths)} "
         f"({tokens['tokens']:,} words), {config.epochs} epochs, D = {config.dim}"
     )
-    train_config = train.TrainConfig(objective="skipgram", dim=config.dim, seed=config.seed)
-    fit_config = loop.FitConfig(epochs=config.epochs, min_count=config.min_count, batch_size=256)
-    learned = learn_and_compare(corpus_path, out, train_config, fit_config, LEE_PAIRS)
+    recipe = dataclasses.replace(
+        LEE, dim=config.dim, epochs=config.epochs, min_count=config.min_count, seed=config.seed
+    )
+    learned = learn_and_compare(corpus_path, out, *recipe.configs(), LEE_PAIRS)
     before, after, summary = learned["pairs_before"], learned["pairs_after"], learned["summary"]
     vocab, after_VxD, figures = learned["vocab"], learned["after_VxD"], learned["figures"]
 

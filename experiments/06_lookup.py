@@ -32,7 +32,8 @@ def run(config: Config) -> dict:
     import numpy as np
 
     from jaxembed.embed import embed_module, lookup
-    from jaxembed.plots import figure, heatmap, save_figure, write_json
+    from jaxembed.files import write_json
+    from jaxembed.plots import figure, heatmap, save_figure
     from jaxembed.tokenize import split_words
     from jaxembed.vocab import Vocab
 

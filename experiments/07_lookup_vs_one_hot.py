@@ -37,7 +37,8 @@ def run(config: Config) -> dict:
     import numpy as np
 
     from jaxembed.embed import dense_lookup, init_table, lookup, one_hot_lookup
-    from jaxembed.plots import figure, line_plot, save_figure, write_json
+    from jaxembed.files import write_json
+    from jaxembed.plots import figure, line_plot, save_figure
 
     out = Path(config.out)
     np.set_printoptions(precision=4, suppress=True)

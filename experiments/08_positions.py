@@ -35,8 +35,9 @@ def run(config: Config) -> dict:
     import numpy as np
 
     from jaxembed.embed import init_table, lookup
-    from jaxembed.lecture import default_corpus, open_text
-    from jaxembed.plots import figure, heatmap, save_figure, write_json
+    from jaxembed.files import open_text, write_json
+    from jaxembed.lecture import default_corpus
+    from jaxembed.plots import figure, heatmap, save_figure
     from jaxembed.positions import (
         init_positions,
         input_embeddings,

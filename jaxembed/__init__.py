@@ -16,7 +16,8 @@ from jaxembed.tokenize import (
 )
 
 # tokens -> IDs
-from jaxembed.vocab import ENDOFTEXT, UNK, Vocab, check_ids
+from jaxembed.vocab import ENDOFTEXT, UNK, Vocab
+from jaxembed.checks import check_ids
 
 # IDs -> vectors
 from jaxembed.embed import (
@@ -62,13 +63,8 @@ from jaxembed.vectors import (
 from jaxembed.evaluate import evaluate_analogies, evaluate_word_pairs
 
 # exchange: files, gensim, the Embedding Projector
-from jaxembed.io import (
-    export_projector,
-    from_keyed_vectors,
-    load_vectors,
-    save_vectors,
-    to_keyed_vectors,
-)
+from jaxembed.io import from_keyed_vectors, load_vectors
+from jaxembed.export import export_projector, save_vectors, to_keyed_vectors
 
 __version__ = "0.1.0"
 

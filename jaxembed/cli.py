@@ -10,10 +10,13 @@ from __future__ import annotations
 import argparse
 import importlib
 import os
+import re
 import signal
 import sys
 
 _COMMAND_MODULES = ("demo", "train", "vectors")
+# Python parameters whose flag has another name.
+_FLAG_DESTS = {"out_dir": "out", "max_size": "max_vocab"}
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -30,6 +33,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    command = _subparser(parser, args.command)
     if getattr(args, "func", None) is None:
         parser.print_help()
         return 2
@@ -41,9 +45,39 @@ def main(argv: list[str] | None = None) -> int:
         return 128 + signal.SIGPIPE
     except (ValueError, KeyError, FileNotFoundError, FileExistsError, ImportError) as err:
         # Library errors already name the fix; show them without a traceback.
-        message = err.args[0] if isinstance(err, KeyError) and err.args else err
+        message = str(err.args[0] if isinstance(err, KeyError) and err.args else err)
+        message = in_flags(message, getattr(err, "parameters", ()), command)
         print(f"jaxembed {args.command}: error: {message}", file=sys.stderr)
         return 2
+
+
+def in_flags(message: str, parameters, parser: argparse.ArgumentParser | None) -> str:
+    """The library's message with the Python parameters it names replaced by the parser's flags.
+
+    ``batch_size=100`` becomes ``--batch-size 100``, ``resume=True`` becomes ``--resume`` and a
+    bare ``lr`` becomes ``--lr``; parameters the command has no flag for stay as they are.
+    """
+    if parser is None:
+        return message
+    flags = {a.dest: a.option_strings[0] for a in parser._actions if a.option_strings}
+    for name in parameters:
+        flag = flags.get(_FLAG_DESTS.get(name, name))
+        if flag is None:
+            continue
+        pattern = rf"(?<![\w-]){re.escape(name)}(?:(=True)\b|(=)|(?!\w))"
+
+        def to_flag(m, flag=flag):
+            return flag + (" " if m.group(2) else "")
+
+        message = re.sub(pattern, to_flag, message)
+    return message
+
+
+def _subparser(parser: argparse.ArgumentParser, command: str | None):
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction) and command in action.choices:
+            return action.choices[command]
+    return None
 
 
 if __name__ == "__main__":

@@ -33,8 +33,8 @@ from collections.abc import Iterator, Sequence
 
 import numpy as np
 
-from jaxembed.files import atomic_open
-from jaxembed.io import open_compressed
+from jaxembed.checks import ParameterError, optional_positive_int, positive_int
+from jaxembed.files import atomic_open, open_compressed
 from jaxembed.vocab import Vocab
 
 MAX_SENTENCE_LENGTH = 10_000  # gensim's MAX_WORDS_IN_BATCH: longer lines are cut into pieces
@@ -85,7 +85,9 @@ def read_corpus(
       (61286, 10818076)
     """
     paths = [os.fspath(p) for p in ([paths] if isinstance(paths, str | os.PathLike) else paths)]
-    _check_positive(min_count=min_count, max_sentence_length=max_sentence_length)
+    positive_int("min_count", min_count)
+    positive_int("max_sentence_length", max_sentence_length)
+    optional_positive_int("max_size", max_size)  # checked before the text is read
     if not paths:
         raise ValueError("no corpus files given - pass at least one text file")
     for path in paths:
@@ -187,10 +189,11 @@ def _vocab(keys: list[str], counts_U: np.ndarray, min_count: int, max_size: int 
         raise ValueError("the corpus holds no words - give a non-empty text file")
     top = int(np.argmax(counts_U))
     if counts_U[top] < min_count:
-        raise ValueError(
+        raise ParameterError(
             f"no word occurs min_count={min_count} times (the most frequent, {keys[top]!r}, "
-            f"occurs {counts_U[top]} times) - lower --min-count to {counts_U[top]} or less, "
-            "or use a larger corpus"
+            f"occurs {counts_U[top]} times) - lower min_count to {counts_U[top]} or less, "
+            "or use a larger corpus",
+            "min_count",
         )
     return Vocab.from_counts(
         dict(zip(keys, counts_U.tolist(), strict=True)), "frequency", min_count, max_size
@@ -337,15 +340,3 @@ def _cache_source(directory) -> dict | None:
 def _fingerprint(path: str) -> list:
     stat = os.stat(path)
     return [os.path.abspath(path), stat.st_size, stat.st_mtime_ns]
-
-
-# ---------------------------------------------------------------------------- checks
-
-
-def _check_positive(**values) -> None:
-    for name, value in values.items():
-        if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < 1:
-            flag = "--" + name.replace("_", "-")
-            raise ValueError(
-                f"{name} must be a positive integer; got {value!r} - pass {flag} 1 or more"
-            )

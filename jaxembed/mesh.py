@@ -14,7 +14,7 @@ keeps a full table on every device, and the sparse update then becomes a full-ta
 per step: use "model" for word2vec.
 
     >>> mesh = make_mesh(data=4, model=2)                 # 8 devices
-    >>> state = shard_state(init_state(config, V), mesh, V)
+    >>> state = shard_state(init_state(config, V), mesh)
     >>> step = make_train_step(config, noise, mesh=mesh)
     >>> state, metrics = step(state, shard_batch(batch, mesh))
 """
@@ -27,6 +27,9 @@ from typing import Any
 import jax
 import numpy as np
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
+from jax.tree_util import keystr
+
+from jaxembed.checks import ParameterError, one_of
 
 SPLITS = ("rows", "columns")
 ROW_MULTIPLE = 128  # tables get a multiple of this many rows (see padded_vocab_size)
@@ -49,15 +52,18 @@ def make_mesh(data: int | None = None, model: int = 1, devices=None) -> Mesh:
     """
     devices = jax.devices() if devices is None else list(devices)
     if model < 1 or len(devices) % model:
-        raise ValueError(
+        raise ParameterError(
             f"model={model} must divide the {len(devices)} devices - choose a divisor of "
-            f"{len(devices)}"
+            f"{len(devices)}",
+            "model",
         )
     data = len(devices) // model if data is None else data
     if data * model != len(devices):
-        raise ValueError(
+        raise ParameterError(
             f"data x model = {data} x {model} must equal the {len(devices)} devices - "
-            f"use data={len(devices) // model} (on CPU, --devices sets how many there are)"
+            f"use data={len(devices) // model} (on CPU, XLA_FLAGS="
+            "--xla_force_host_platform_device_count=N sets how many there are)",
+            "data",
         )
     grid = np.asarray(devices).reshape(data, model)
     return Mesh(grid, ("data", "model"), axis_types=(jax.sharding.AxisType.Auto,) * 2)
@@ -77,55 +83,57 @@ def padded_vocab_size(vocab_size: int) -> int:
     return -(-vocab_size // ROW_MULTIPLE) * ROW_MULTIPLE
 
 
-def state_sharding(state: Any, mesh: Mesh, vocab_size: int, split: str = "rows") -> Any:
-    """NamedShardings for a state pytree: its (V, D) tables split over "model", the rest replicated.
+def state_sharding(state: Any, mesh: Mesh, split: str = "rows") -> Any:
+    """NamedShardings for a TrainState: its tables split over "model", the rest replicated.
+
+    Which leaves are tables is declared by the state (`TrainState.tables`: the token tables and
+    their optimiser moments), not guessed from shapes.
 
     Args:
-      state: a pytree (e.g. a TrainState, or its abstract shapes).
+      state: a TrainState (or its abstract shapes), from `jaxembed.train.init_state`.
       mesh: from `make_mesh`.
-      vocab_size: V, the tables' rows (as allocated, see `padded_vocab_size`).
       split: "rows" (vocabulary rows, PartitionSpec("model", None): memory scales out) or
         "columns" (vector dimensions, PartitionSpec(None, "model"): every device does a share of
         every row's work, with one small all-reduce of the scores per step - the faster choice
         on a multi-core CPU host).
 
     Example:
-      >>> state_sharding(state, make_mesh(model=2), V).params["embed"].spec
+      >>> state_sharding(state, make_mesh(model=2)).params["embed"].spec
       PartitionSpec('model', None)
     """
-    if split not in SPLITS:
-        raise ValueError(f"split must be one of {SPLITS}; got {split!r}")
+    one_of("split", split, SPLITS)
     table = PartitionSpec("model", None) if split == "rows" else PartitionSpec(None, "model")
+    tables = set(state.tables)
 
-    def spec(leaf):
-        if np.ndim(leaf) == 2 and np.shape(leaf)[0] == vocab_size:
-            return NamedSharding(mesh, table)
-        return NamedSharding(mesh, PartitionSpec())
+    def spec(path, _):
+        return NamedSharding(mesh, table if keystr(path) in tables else PartitionSpec())
 
-    return jax.tree.map(spec, state)
+    return jax.tree_util.tree_map_with_path(spec, state)
 
 
-def shard_state(state: Any, mesh: Mesh, vocab_size: int, split: str = "rows") -> Any:
+def shard_state(state: Any, mesh: Mesh, split: str = "rows") -> Any:
     """Places a state that every process holds alike (same seed or checkpoint) onto `mesh`.
 
     Args:
-      state: the state, on the host or one device.
+      state: the TrainState, on the host or one device.
       mesh: from `make_mesh`.
-      vocab_size: V, the tables' rows; with split="rows" a multiple of the "model" devices.
-      split: "rows" or "columns", as in `state_sharding`.
+      split: "rows" or "columns", as in `state_sharding`; the split axis of every table must
+        be a multiple of the mesh's "model" devices (`padded_vocab_size` pads the rows).
 
     Example:
-      >>> state = shard_state(init_state(config, V), make_mesh(), V)
+      >>> state = shard_state(init_state(config, V), make_mesh())
     """
-    tables = [x for x in jax.tree.leaves(state) if np.ndim(x) == 2 and len(x) == vocab_size]
-    dim, parts = np.shape(tables[0])[1] if tables else 1, mesh.shape["model"]
-    if (vocab_size if split == "rows" else dim) % parts:
-        what = f"vocab_size {vocab_size}" if split == "rows" else f"dim {dim}"
-        raise ValueError(
-            f"{what} must be a multiple of the mesh's {parts} model devices to split the "
-            f"tables' {split} - change the mesh or the size (padded_vocab_size pads V)"
-        )
-    shardings = state_sharding(state, mesh, vocab_size, split)
+    shardings = state_sharding(state, mesh, split)
+    parts, axis = mesh.shape["model"], 0 if split == "rows" else 1
+    for path, leaf in jax.tree_util.tree_leaves_with_path(state):
+        if keystr(path) in state.tables and np.shape(leaf)[axis] % parts:
+            what = "rows" if split == "rows" else "columns (dim)"
+            raise ParameterError(
+                f"{keystr(path)} has {np.shape(leaf)[axis]} {what}, not a multiple of the "
+                f"mesh's {parts} model devices - change the mesh or the size (padded_vocab_size "
+                "pads the vocabulary)",
+                "split",
+            )
 
     def put(leaf, sharding):
         host = np.asarray(leaf)
@@ -154,9 +162,10 @@ def shard_batch(batch: Mapping[str, Any], mesh: Mesh, stacked: bool = False) -> 
         host = np.asarray(value)
         per_example = host.ndim > stacked
         if per_example and host.shape[stacked] % mesh.shape["data"]:
-            raise ValueError(
-                f"batch size {host.shape[stacked]} must be a multiple of the mesh's "
-                f"{mesh.shape['data']} data devices - change --batch-size"
+            raise ParameterError(
+                f"batch_size {host.shape[stacked]} must be a multiple of the mesh's "
+                f"{mesh.shape['data']} data devices - change batch_size",
+                "batch_size",
             )
         sharding = NamedSharding(mesh, data_spec if per_example else PartitionSpec())
         out[name] = jax.make_array_from_callback(host.shape, sharding, lambda i, h=host: h[i])

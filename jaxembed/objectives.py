@@ -1,8 +1,9 @@
-"""Training objectives: word2vec's negative sampling (skip-gram, CBOW) and next-token prediction.
+"""Training objectives, one record each: batches, parameters, step body and defaults.
 
-Each objective is a pure loss function; `jaxembed.train` differentiates it (dense path) or uses
-the closed-form gradients of the rows a batch gathers (sparse path, `negative_sampling_rows`),
-which the tests check against autodiff.
+An `Objective` (looked up by name with `get`) holds everything that differs between objectives,
+in the spirit of optax's `GradientTransformation(init, update)`: `jaxembed.train` and
+`jaxembed.loop` ask the record and never compare names. Adding an objective means writing its
+functions and its record here.
 
 - Skip-gram: the input table ("embed") holds the context word's vector ``v``; the output table
   ("out") scores the centre word ``u_o`` against K noise words ``u_k``:
@@ -13,245 +14,272 @@ which the tests check against autodiff.
 - Next-token: `NextTokenModel`, the smallest model we found whose token table learns meaning
   (see its docstring); its logits are tied to the token table through ``nn.Embed.attend``.
 
-Noise words come from counts ** 0.75 by Walker's alias method: two table reads per draw,
-exact probabilities, no search (`alias_tables`, `sample_noise`).
+The word2vec step is either autodiff of the loss over the whole tables (dense) or the closed-form
+gradients of the rows a batch gathered, applied by `jaxembed.rows.sparse_update` (sparse); the
+tests pin one to the other. Noise words: by default ``share_negatives`` = G consecutive pairs
+share one draw of K noise words (Ji et al. 2016, "Parallelizing Word2Vec in Shared and
+Distributed Memory"): each pair still scores K words drawn from word2vec's unigram^0.75
+distribution, so the expected gradient is unchanged; noise rows are read G-fold less often and
+their products become matrix products. ``share_negatives=1`` is word2vec.c's draw per pair. A
+shared noise row gets the summed gradient of G pairs at once, which can diverge at learning
+rates far above word2vec's (BENCHMARKS.md has the measurements).
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import Any
+import functools
+from collections.abc import Callable, Iterator, Mapping
+from typing import Any, NamedTuple
 
-import flax.linen as nn
 import jax
 import jax.numpy as jnp
-import numpy as np
 import optax
 
-# ---------------------------------------------------------------------------- noise words
+from jaxembed import data
+from jaxembed.checks import one_of
+from jaxembed.losses import (
+    NextTokenModel,
+    cbow_mean,
+    negative_sampling_loss,
+    negative_sampling_rows,
+    next_token_loss,
+    pair_weights,
+    shared_negative_sampling_rows,
+)
+from jaxembed.rows import sample_noise, sparse_update
+
+# ---------------------------------------------------------------------------- word2vec steps
 
 
-def alias_tables(probs_V: Any) -> tuple[np.ndarray, np.ndarray]:
-    """Walker's alias tables for drawing IDs with probabilities `probs_V` (Vose's construction).
-
-    Draw j uniform in [0, V) and u uniform in [0, 1): the ID is j if u < accept_V[j], else
-    alias_V[j]. Each ID's total probability is exactly its share of `probs_V`.
-
-    Args:
-      probs_V: non-negative weights, not all zero (e.g. counts ** 0.75); need not sum to 1.
-
-    Returns:
-      (accept_V float32, alias_V int32).
-
-    Example:
-      >>> accept_V, alias_V = alias_tables([3.0, 1.0])
-      >>> accept_V.tolist(), alias_V.tolist()
-      ([1.0, 0.5], [0, 0])
-    """
-    probs_V = np.asarray(probs_V, np.float64)
-    if probs_V.ndim != 1 or not np.all(probs_V >= 0) or not probs_V.sum() > 0:
-        raise ValueError("noise weights must be a 1-D array of non-negative numbers, not all 0")
-    size = len(probs_V)
-    scaled_V = probs_V * (size / probs_V.sum())
-    accept_V = np.ones(size)
-    alias_V = np.arange(size, dtype=np.int64)
-    small = [int(i) for i in np.flatnonzero(scaled_V < 1.0)]
-    large = [int(i) for i in np.flatnonzero(scaled_V >= 1.0)]
-    while small and large:
-        s, g = small.pop(), large[-1]
-        accept_V[s], alias_V[s] = scaled_V[s], g
-        scaled_V[g] -= 1.0 - scaled_V[s]
-        if scaled_V[g] < 1.0:
-            small.append(large.pop())
-    return accept_V.astype(np.float32), alias_V.astype(np.int32)
+def noise_groups(config: Any, batch_size: int) -> int:
+    """G: groups of `share_negatives` consecutive pairs, the last one shorter if need be."""
+    return -(-batch_size // config.share_negatives)
 
 
-def sample_noise(
-    key: jax.Array, accept_V: jax.Array, alias_V: jax.Array, shape: tuple[int, ...]
+def draw_noise(
+    config: Any,
+    state: Any,
+    alias: tuple[jax.Array, jax.Array],
+    batch_size: int,
+    steps: int | None = None,
 ) -> jax.Array:
-    """Noise word IDs of the given shape, drawn with `alias_tables`' tables.
+    """The noise word IDs of the step `state.step` (or of `steps` steps from it), shape (G, K).
 
-    Example:
-      >>> accept_V, alias_V = alias_tables(counts_V ** 0.75)
-      >>> sample_noise(jax.random.key(0), accept_V, alias_V, (4, 5)).shape
-      (4, 5)
-    """
-    size = accept_V.shape[0]
-    if size > 1 << 22:
-        raise ValueError(f"sample_noise handles up to 2**22 words; got {size}")
-    # One 32-bit draw r per word (random bits are a large share of a CPU step): the column is
-    # r mod V, the uniform for the accept test r div V scaled to [0, 1) - at least 1024 levels.
-    # Both biases are below V / 2**32.
-    bits = jax.random.bits(key, shape, jnp.uint32)
-    column = (bits % size).astype(jnp.int32)
-    uniform = (bits // size).astype(jnp.float32) * (size / 2.0**32)
-    return jnp.where(uniform < accept_V[column], column, alias_V[column])
-
-
-# ---------------------------------------------------------------------------- word2vec
-
-
-def negative_sampling_loss(
-    v_BxD: jax.Array,
-    u_pos_BxD: jax.Array,
-    u_neg_GxKxD: jax.Array,
-    neg_mask_BxK: jax.Array,
-    mask_B: jax.Array,
-) -> jax.Array:
-    """word2vec's loss, summed over the batch: -log sigma(u_o.v) - sum_k log sigma(-u_k.v).
+    Step i draws from fold_in(key, i), so the IDs do not depend on how steps are grouped.
+    Drawing many steps' IDs at once costs one random-number loop instead of one per step.
 
     Args:
-      v_BxD: the input vectors (skip-gram: the context word; CBOW: the context mean).
-      u_pos_BxD: output vectors of the words to predict (the centre words).
-      u_neg_GxKxD: output vectors of K noise words for each of G groups of B/G consecutive
-        pairs (G = B: a draw per pair, as word2vec).
-      neg_mask_BxK: 0 for noise words to skip (equal to the centre word), else 1.
-      mask_B: 1 for real pairs, 0 for padding.
+      config: the TrainConfig (negative, share_negatives).
+      state: the TrainState (key, step).
+      alias: `jaxembed.rows.alias_tables` of the noise distribution.
+      batch_size: B, pairs per step.
+      steps: draw for this many steps from state.step (leading axis); None: this step only.
+    """
+    key = jax.random.wrap_key_data(state.key)
+    shape = (noise_groups(config, batch_size), config.negative)
+    if steps is None:
+        return sample_noise(jax.random.fold_in(key, state.step), *alias, shape)
+    keys = jax.vmap(lambda i: jax.random.fold_in(key, state.step + i))(jnp.arange(steps))
+    return jax.vmap(lambda k: sample_noise(k, *alias, shape))(keys)
 
-    Returns:
-      The summed loss (float32 scalar).
+
+def _pad_to_groups(config, batch: Mapping[str, jax.Array]) -> dict:
+    """Pads a batch whose size is not a multiple of share_negatives with pairs that weigh 0.
+
+    The padding repeats the last pair's IDs, so it touches no row the batch did not already
+    touch (lazy Adam merges it into that row, with a zero gradient).
+    """
+    batch_size = batch["center_B"].shape[0]
+    pad = noise_groups(config, batch_size) * config.share_negatives - batch_size
+    if pad == 0:
+        return dict(batch)
+
+    def padded(name, x):
+        if not name.endswith(("_B", "_BxC")):
+            return x
+        widths = ((0, pad),) + ((0, 0),) * (x.ndim - 1)
+        return jnp.pad(x, widths, mode="constant" if "mask" in name else "edge")
+
+    return {name: padded(name, x) for name, x in batch.items()}
+
+
+def _skipgram_context(embed_VxD, batch):
+    """Skip-gram's input: the context word's row; its gradient goes to that row."""
+    ids_B = batch["context_B"]
+    v_BxD = embed_VxD.at[ids_B].get(mode="promise_in_bounds")
+    return ids_B, v_BxD, lambda grad_v_BxD: grad_v_BxD
+
+
+def _cbow_context(embed_VxD, batch):
+    """CBOW's input: the mean of the context rows; each context row gets the whole error."""
+    ids_BxC, mask_BxC = batch["context_BxC"], batch["context_mask_BxC"]
+    v_BxD = cbow_mean(embed_VxD.at[ids_BxC].get(mode="promise_in_bounds"), mask_BxC)
+    return ids_BxC, v_BxD, lambda grad_v_BxD: mask_BxC[:, :, None] * grad_v_BxD[:, None, :]
+
+
+def _word2vec_sparse(context, config, tx, params, opt_state, batch, noise_GxK, weight_BxJ):
+    """Gather the rows, closed-form row gradients, optax on those rows, scatter back."""
+    embed, out = params["embed"], params["out"]
+    center_B, dim = batch["center_B"], embed.shape[1]
+    in_ids, v_BxD, spread = context(embed, batch)
+    if config.share_negatives == 1:
+        out_ids_BxJ = jnp.concatenate([center_B[:, None], noise_GxK], axis=1)
+        # Materialise the IDs: fused into the gather, they would be recomputed for every float.
+        out_ids_BxJ = jax.lax.optimization_barrier(out_ids_BxJ)
+        u_BxJxD = out.at[out_ids_BxJ].get(mode="promise_in_bounds")
+        loss_sum, grad_v_BxD, grad_u_BxJxD = negative_sampling_rows(v_BxD, u_BxJxD, weight_BxJ)
+        out_ids, grad_u = out_ids_BxJ.reshape(-1), grad_u_BxJxD.reshape(-1, dim)
+    else:
+        u_pos_BxD = out.at[center_B].get(mode="promise_in_bounds")
+        u_neg_GxKxD = out.at[noise_GxK].get(mode="promise_in_bounds")
+        loss_sum, grad_v_BxD, grad_pos, grad_neg = shared_negative_sampling_rows(
+            v_BxD, u_pos_BxD, u_neg_GxKxD, weight_BxJ
+        )
+        out_ids = (center_B, noise_GxK.reshape(-1))
+        grad_u = (grad_pos, grad_neg.reshape(-1, dim))
+    grad_in = spread(grad_v_BxD).reshape(-1, dim)
+    embed, opt_embed = sparse_update(tx, embed, opt_state["embed"], in_ids.reshape(-1), grad_in)
+    out, opt_out = sparse_update(tx, out, opt_state["out"], out_ids, grad_u)
+    return loss_sum, {"embed": embed, "out": out}, {"embed": opt_embed, "out": opt_out}
+
+
+def _word2vec_dense(context, config, tx, params, opt_state, batch, noise_GxK, weight_BxJ):
+    """Autodiff of the loss with respect to the whole tables, optax on the whole tables."""
+
+    def loss(params):
+        _, v_BxD, _ = context(params["embed"], batch)
+        u_pos_BxD, u_neg_GxKxD = params["out"][batch["center_B"]], params["out"][noise_GxK]
+        mask_B = batch["mask_B"]
+        return negative_sampling_loss(v_BxD, u_pos_BxD, u_neg_GxKxD, weight_BxJ[:, 1:], mask_B)
+
+    loss_sum, grads = jax.value_and_grad(loss)(params)
+    new_params, new_opt_state = {}, {}
+    for name in ("embed", "out"):
+        updates, new_opt_state[name] = tx.update(grads[name], opt_state[name], params[name])
+        new_params[name] = optax.apply_updates(params[name], updates)
+    return loss_sum, new_params, new_opt_state
+
+
+def _word2vec_update(context, config, tx, state, batch, alias):
+    """word2vec's step body: noise words, pair weights, then the sparse or dense update."""
+    count = jnp.sum(batch["mask_B"])
+    batch = _pad_to_groups(config, batch)
+    noise_GxK = batch.get("noise_GxK")
+    if noise_GxK is None:
+        noise_GxK = draw_noise(config, state, alias, batch["center_B"].shape[0])
+    weight_BxJ = pair_weights(batch["center_B"], noise_GxK, batch["mask_B"])
+    update = _word2vec_sparse if config.sparse else _word2vec_dense
+    loss_sum, params, opt_state = update(
+        context, config, tx, state.params, state.opt_state, batch, noise_GxK, weight_BxJ
+    )
+    return loss_sum, count, params, opt_state
+
+
+def _word2vec_init(key, config, rows):
+    """word2vec's tables: input rows uniform in +-0.5/D (word2vec.c, gensim), output rows 0."""
+    bound = 0.5 / config.dim
+    embed = jax.random.uniform(key, (rows, config.dim), jnp.float32, -bound, bound)
+    params = {"embed": embed, "out": jnp.zeros((rows, config.dim), jnp.float32)}
+    return params, ("['embed']", "['out']")
+
+
+def _skipgram_batches(corpus, train, fit, epoch, start_batch):
+    common = dict(seed=train.seed, epoch=epoch, epochs=fit.epochs, start_batch=start_batch)
+    return data.skipgram_batches(corpus, fit.window, fit.sample, fit.batch_size, **common)
+
+
+def _cbow_batches(corpus, train, fit, epoch, start_batch):
+    common = dict(seed=train.seed, epoch=epoch, epochs=fit.epochs, start_batch=start_batch)
+    return data.cbow_batches(corpus, fit.window, fit.sample, fit.batch_size, **common)
+
+
+# ---------------------------------------------------------------------------- next-token step
+
+
+def _next_token_init(key, config, rows):
+    model = NextTokenModel(rows, config.dim, config.context_length)
+    params = model.init(key, jnp.zeros((1, config.context_length), jnp.int32))
+    return params, ("['params']['embed']['embedding']",)
+
+
+def _next_token_update(config, tx, state, batch, alias):
+    """Autodiff of the summed cross-entropy, optax on every parameter."""
+    rows = state.params["params"]["embed"]["embedding"].shape[0]
+    model = NextTokenModel(rows, config.dim, config.context_length)
+    (loss_sum, count), grads = jax.value_and_grad(next_token_loss, has_aux=True)(
+        state.params, model, batch
+    )
+    updates, opt_state = tx.update(grads, state.opt_state, state.params)
+    return loss_sum, count, optax.apply_updates(state.params, updates), opt_state
+
+
+def _next_token_batches(corpus, train, fit, epoch, start_batch):
+    common = dict(seed=train.seed, epoch=epoch, epochs=fit.epochs, start_batch=start_batch)
+    return data.next_token_batches(corpus, train.context_length, fit.batch_size, **common)
+
+
+# ---------------------------------------------------------------------------- the records
+
+
+class Objective(NamedTuple):
+    """What makes an objective, as functions and defaults; `jaxembed.train` runs any of them."""
+
+    name: str
+    batch_keys: tuple[str, ...]  # arrays of a batch the step reads (the rest stays on the host)
+    # (corpus, TrainConfig, FitConfig, epoch, start_batch) -> one epoch's batches
+    batches: Callable[..., Iterator[dict]]
+    # (key, TrainConfig, rows) -> (params, paths of the vocabulary tables in them, input first)
+    init: Callable[..., tuple[Any, tuple[str, ...]]]
+    # (TrainConfig, tx, state, batch, alias tables) -> (loss_sum, count, params, opt_state)
+    update: Callable[..., tuple[jax.Array, jax.Array, Any, Any]]
+    negatives: bool  # draws noise words: needs noise weights (make_train_step's noise_probs_V)
+    sparse: bool  # can update only the rows a batch touches (TrainConfig.update)
+    optimizer: str  # default optimiser, learning rates and batch size (examples per step)
+    lr: float
+    min_lr: float
+    batch_size: int
+
+
+_WORD2VEC = dict(negatives=True, sparse=True, optimizer="sgd", lr=0.025, min_lr=0.0001)
+SKIPGRAM = Objective(
+    "skipgram",
+    ("center_B", "context_B", "mask_B", "progress"),
+    _skipgram_batches,
+    _word2vec_init,
+    functools.partial(_word2vec_update, _skipgram_context),
+    batch_size=4096,
+    **_WORD2VEC,
+)
+CBOW = Objective(
+    "cbow",
+    ("center_B", "context_BxC", "context_mask_BxC", "mask_B", "progress"),
+    _cbow_batches,
+    _word2vec_init,
+    functools.partial(_word2vec_update, _cbow_context),
+    batch_size=512,
+    **_WORD2VEC,
+)
+NEXT_TOKEN = Objective(
+    "next-token",
+    ("inputs_BxT", "targets_BxT", "mask_B", "progress"),
+    _next_token_batches,
+    _next_token_init,
+    _next_token_update,
+    negatives=False,
+    sparse=False,
+    optimizer="adam",
+    lr=0.003,
+    min_lr=0.0003,
+    batch_size=32,
+)
+OBJECTIVES = {o.name: o for o in (SKIPGRAM, CBOW, NEXT_TOKEN)}
+
+
+def get(name: str) -> Objective:
+    """The record of the objective `name` ("skipgram", "cbow" or "next-token").
 
     Example:
-      >>> zeros = jnp.zeros((2, 3))
-      >>> negative_sampling_loss(zeros, zeros, jnp.zeros((2, 1, 3)), jnp.ones((2, 1)), jnp.ones(2))
-      Array(2.7725887, dtype=float32)  # 2 pairs x 2 terms x log 2
+      >>> get("cbow").batch_size
+      512
     """
-    batch, dim = v_BxD.shape
-    groups, negative, _ = u_neg_GxKxD.shape
-    pos_B = jnp.sum(v_BxD * u_pos_BxD, axis=-1)
-    v_GxPxD = v_BxD.reshape(groups, batch // groups, dim)
-    neg_BxK = jnp.einsum("gpd,gkd->gpk", v_GxPxD, u_neg_GxKxD).reshape(batch, negative)
-    neg_loss_B = jnp.sum(jax.nn.log_sigmoid(-neg_BxK) * neg_mask_BxK, axis=-1)
-    return -jnp.sum((jax.nn.log_sigmoid(pos_B) + neg_loss_B) * mask_B)
-
-
-def pair_weights(center_B: jax.Array, noise_GxK: jax.Array, mask_B: jax.Array) -> jax.Array:
-    """weight_BxJ (J = 1 + K): column 0 the positive pair, then the noise words; 0 = skipped.
-
-    A noise word equal to the centre word is skipped (as word2vec.c does), and padding pairs
-    weigh nothing.
-    """
-    groups, negative = noise_GxK.shape
-    batch = center_B.shape[0]
-    distinct_GxPxK = noise_GxK[:, None, :] != center_B.reshape(groups, batch // groups, 1)
-    neg_mask_BxK = distinct_GxPxK.reshape(batch, negative).astype(jnp.float32)
-    ones_Bx1 = jnp.ones((batch, 1), jnp.float32)
-    return jnp.concatenate([ones_Bx1, neg_mask_BxK], axis=1) * mask_B[:, None]
-
-
-def _loss_and_slope(s_BxJ: jax.Array, weight_BxJ: jax.Array) -> tuple[jax.Array, jax.Array]:
-    """Summed loss and d loss / d score of J scores per pair, column 0 the positive one."""
-    label_1xJ = (jnp.arange(s_BxJ.shape[1]) == 0)[None, :]
-    loss_sum = jnp.sum(weight_BxJ * jax.nn.softplus(jnp.where(label_1xJ, -s_BxJ, s_BxJ)))
-    slope_BxJ = weight_BxJ * (jax.nn.sigmoid(s_BxJ) - label_1xJ.astype(s_BxJ.dtype))
-    # Materialise the small (B, J) slope: otherwise XLA recomputes it inside each (B, J, D) loop.
-    return loss_sum, jax.lax.optimization_barrier(slope_BxJ)
-
-
-def negative_sampling_rows(
-    v_BxD: jax.Array, u_BxJxD: jax.Array, weight_BxJ: jax.Array
-) -> tuple[jax.Array, jax.Array, jax.Array]:
-    """Loss and gradients of the gathered rows, one draw of noise words per pair (word2vec).
-
-    The closed form of `negative_sampling_loss`'s gradient: with g = d loss / d score,
-    grad v = sum_j g_j u_j and grad u_j = g_j v. It saves autodiff's extra passes over the
-    (B, J, D) rows, which dominate a CPU step.
-
-    Args:
-      v_BxD: input vectors.
-      u_BxJxD: output rows of each pair: the centre word, then its K noise words.
-      weight_BxJ: from `pair_weights`.
-
-    Returns:
-      (summed loss, grad_v_BxD, grad_u_BxJxD).
-
-    Example:
-      >>> loss, grad_v, grad_u = negative_sampling_rows(v_BxD, u_BxJxD, weight_BxJ)
-    """
-    s_BxJ = jnp.einsum("bd,bjd->bj", v_BxD, u_BxJxD)
-    loss_sum, slope_BxJ = _loss_and_slope(s_BxJ, weight_BxJ)
-    grad_v_BxD = jnp.einsum("bj,bjd->bd", slope_BxJ, u_BxJxD)
-    grad_u_BxJxD = slope_BxJ[:, :, None] * v_BxD[:, None, :]
-    return loss_sum, grad_v_BxD, grad_u_BxJxD
-
-
-def shared_negative_sampling_rows(
-    v_BxD: jax.Array, u_pos_BxD: jax.Array, u_neg_GxKxD: jax.Array, weight_BxJ: jax.Array
-) -> tuple[jax.Array, jax.Array, jax.Array, jax.Array]:
-    """As `negative_sampling_rows`, with G groups of consecutive pairs sharing K noise words.
-
-    Sharing turns the noise-word products into matrix products and reads G * K noise rows
-    instead of B * K: faster, but not word2vec's objective (the tests pin it to autodiff).
-
-    Returns:
-      (summed loss, grad_v_BxD, grad_u_pos_BxD, grad_u_neg_GxKxD).
-    """
-    batch, dim = v_BxD.shape
-    groups, negative, _ = u_neg_GxKxD.shape
-    v_GxPxD = v_BxD.reshape(groups, batch // groups, dim)
-    pos_Bx1 = jnp.sum(v_BxD * u_pos_BxD, axis=-1, keepdims=True)
-    neg_BxK = jnp.einsum("gpd,gkd->gpk", v_GxPxD, u_neg_GxKxD).reshape(batch, negative)
-    loss_sum, slope_BxJ = _loss_and_slope(jnp.concatenate([pos_Bx1, neg_BxK], 1), weight_BxJ)
-    slope_GxPxK = slope_BxJ[:, 1:].reshape(groups, batch // groups, negative)
-    grad_neg_BxD = jnp.einsum("gpk,gkd->gpd", slope_GxPxK, u_neg_GxKxD).reshape(batch, dim)
-    grad_v_BxD = slope_BxJ[:, :1] * u_pos_BxD + grad_neg_BxD
-    grad_u_pos_BxD = slope_BxJ[:, :1] * v_BxD
-    grad_u_neg_GxKxD = jnp.einsum("gpk,gpd->gkd", slope_GxPxK, v_GxPxD)
-    return loss_sum, grad_v_BxD, grad_u_pos_BxD, grad_u_neg_GxKxD
-
-
-def cbow_mean(context_BxCxD: jax.Array, context_mask_BxC: jax.Array) -> jax.Array:
-    """The mean of the real context vectors, with word2vec's gradient: each gets the full error.
-
-    word2vec.c and gensim (cbow_mean=1) average the context vectors forwards but add the whole
-    error to each context vector backwards; the true gradient would be 1/C of it. The forward
-    value is the mean, the gradient that of the sum.
-
-    Example:
-      >>> cbow_mean(jnp.ones((1, 2, 3)), jnp.array([[1.0, 0.0]]))
-      Array([[1., 1., 1.]], dtype=float32)
-    """
-    sum_BxD = jnp.einsum("bcd,bc->bd", context_BxCxD, context_mask_BxC)
-    count_Bx1 = jnp.maximum(jnp.sum(context_mask_BxC, axis=-1, keepdims=True), 1.0)
-    return sum_BxD + jax.lax.stop_gradient(sum_BxD / count_Bx1 - sum_BxD)
-
-
-# ---------------------------------------------------------------------------- next token
-
-
-class NextTokenModel(nn.Module):
-    """Token + position vectors -> prefix mean -> Dense, added back -> logits tied to the table.
-
-    h_t = x_t + Dense(mean(x_0 .. x_t)), x = token + position vector; logits = h @ table.T.
-    The residual x_t lets bigram statistics through, the prefix mean the topic of the text so
-    far; no attention, so the table has to carry the meaning.
-    """
-
-    vocab_size: int  # V
-    dim: int  # D
-    context_length: int  # T, rows of the position table
-
-    @nn.compact
-    def __call__(self, ids_BxT: jax.Array) -> jax.Array:
-        length = ids_BxT.shape[-1]
-        embed = nn.Embed(self.vocab_size, self.dim, name="embed")
-        positions = nn.Embed(self.context_length, self.dim, name="pos")
-        x_BxTxD = embed(ids_BxT) + positions(jnp.arange(length))[None, :, :]
-        count_1xTx1 = jnp.arange(1, length + 1, dtype=x_BxTxD.dtype)[None, :, None]
-        prefix_BxTxD = jnp.cumsum(x_BxTxD, axis=1) / count_1xTx1
-        h_BxTxD = x_BxTxD + nn.Dense(self.dim, name="mix")(prefix_BxTxD)
-        return embed.attend(h_BxTxD)
-
-
-def next_token_loss(
-    params: Any, model: NextTokenModel, batch: Mapping[str, jax.Array]
-) -> tuple[jax.Array, jax.Array]:
-    """Summed cross-entropy of every next token of the real sequences, and their count.
-
-    Example:
-      >>> loss_sum, count = next_token_loss(params, model, batch)
-    """
-    logits_BxTxV = model.apply(params, batch["inputs_BxT"])
-    loss_BxT = optax.softmax_cross_entropy_with_integer_labels(logits_BxTxV, batch["targets_BxT"])
-    mask_B = batch["mask_B"]
-    return jnp.sum(loss_BxT * mask_B[:, None]), jnp.sum(mask_B) * loss_BxT.shape[1]
+    return OBJECTIVES[one_of("objective", name, tuple(OBJECTIVES))]

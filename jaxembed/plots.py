@@ -3,7 +3,8 @@
 Each drawing function draws into a matplotlib ``Axes`` the caller passes, so one figure can hold
 several panels side by side (random IDs | one-hot | learned). ``figure`` makes the figure without
 ``pyplot``: no global state, no display backend, safe in scripts, tests and threads.
-``save_figure`` and ``write_json`` write atomically (temporary file, then ``os.replace``).
+``save_figure`` writes atomically (temporary file, then ``os.replace``); results go through
+``jaxembed.files.write_json``.
 
     >>> fig, (left, right) = figure(ncols=2)
     >>> heatmap(left, np.eye(3), ["cat", "dog", "fox"], title="one-hot")
@@ -13,7 +14,6 @@ several panels side by side (random IDs | one-hot | learned). ``figure`` makes t
 
 from __future__ import annotations
 
-import json
 import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -58,21 +58,6 @@ def save_figure(fig: Figure, path: str | os.PathLike, dpi: int = 120) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     with atomic_open(path, "wb") as f:
         fig.savefig(f, format="png", dpi=dpi)
-    return path
-
-
-def write_json(path: str | os.PathLike, obj: Any) -> Path:
-    """Writes ``obj`` as indented JSON atomically; numpy and JAX values become lists and numbers.
-
-    Example:
-      >>> write_json("out/results.json", {"shape": np.zeros((2, 3)).shape, "cos": np.float32(0.5)})
-      PosixPath('out/results.json')
-    """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with atomic_open(path, "w") as f:
-        json.dump(obj, f, indent=2, default=_jsonable, allow_nan=True)
-        f.write("\n")
     return path
 
 
@@ -293,13 +278,3 @@ def format_matrix(
         cells = "".join(f" {fmt.format(value):>{width}}" for value in row)
         lines.append(f"{label:<{first}}{cells}")
     return "\n".join(lines)
-
-
-def _jsonable(value: Any) -> Any:
-    """JSON form of numpy/JAX arrays and scalars (json.dump's `default`)."""
-    if hasattr(value, "__array__"):
-        array = np.asarray(value)
-        return array.item() if array.ndim == 0 else array.tolist()
-    if isinstance(value, os.PathLike):
-        return os.fspath(value)
-    raise TypeError(f"cannot write {type(value).__name__} as JSON")

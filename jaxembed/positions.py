@@ -22,7 +22,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxembed.embed import _check_positive, init_table, lookup
+from jaxembed.checks import positive_int
+from jaxembed.embed import init_table, lookup
 
 
 def init_positions(
@@ -52,7 +53,7 @@ def init_positions(
       >>> init_positions(jax.random.key(0), max_length=4, dim=3).shape
       (4, 3)
     """
-    max_length = _check_positive("max_length", max_length)  # named here, not as vocab_size
+    max_length = positive_int("max_length", max_length)  # named here, not as vocab_size
     return init_table(key, max_length, dim, dtype=dtype, stddev=stddev)
 
 
@@ -78,8 +79,8 @@ def sinusoidal_positions(
       >>> sinusoidal_positions(max_length=3, dim=4)[0]  # position 0: sin 0, cos 0, ...
       Array([0., 1., 0., 1.], dtype=float32)
     """
-    max_length = _check_positive("max_length", max_length)
-    dim = _check_positive("dim", dim)
+    max_length = positive_int("max_length", max_length)
+    dim = positive_int("dim", dim)
     if not base > 0:
         raise ValueError(f"base must be positive; got {base!r}")
     column_D = np.arange(dim)
@@ -162,8 +163,8 @@ def sliding_windows(ids_N: Any, max_length: int, stride: int) -> tuple[np.ndarra
       >>> inputs_BxT.tolist(), targets_BxT.tolist()
       ([[0, 1, 2, 3], [4, 5, 6, 7]], [[1, 2, 3, 4], [5, 6, 7, 8]])
     """
-    max_length = _check_positive("max_length", max_length)
-    stride = _check_positive("stride", stride)
+    max_length = positive_int("max_length", max_length)
+    stride = positive_int("stride", stride)
     ids_N = np.asarray(ids_N)
     if ids_N.ndim != 1:
         raise ValueError(
@@ -216,7 +217,7 @@ def iter_batches(
       >>> [x.tolist() for x, _ in iter_batches(inputs_BxT, targets_BxT, batch_size=2)]
       [[[0, 1], [2, 3]], [[4, 5], [6, 7]]]
     """
-    batch_size = _check_positive("batch_size", batch_size)
+    batch_size = positive_int("batch_size", batch_size)
     if np.shape(inputs_BxT) != np.shape(targets_BxT) or np.ndim(inputs_BxT) != 2:
         raise ValueError(
             "inputs_BxT and targets_BxT must be 2-D and of one shape; got "

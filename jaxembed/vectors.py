@@ -1,7 +1,7 @@
-"""Using learned vectors: cosine similarity, nearest neighbours, analogies (SPEC demonstration 4).
+"""Using learned vectors: cosine similarity, nearest neighbours, analogies (king - man + woman).
 
 Every query is one matrix product of unit vectors plus `jax.lax.top_k`, jitted; many analogy
-questions at once (`analogy_top_k`) are chunks of one (chunk, V) product each. The rules follow
+questions at once (`jaxembed.evaluate.analogy_top_k`) are chunks of one (chunk, V) product each. The rules follow
 gensim's `KeyedVectors` so results agree with it:
 
 - `most_similar`: 3CosAdd. The unit vectors of the query words, weighted +1 (positive) and -1
@@ -29,10 +29,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxembed.vocab import Vocab, check_ids
+from jaxembed.checks import optional_positive_int, positive_int
+from jaxembed.vocab import Vocab
 
-# One (chunk, V) float32 score matrix holds at most this many scores (64 MiB).
-_SCORE_BUDGET = 2**24
 # 3CosMul's guard against dividing by zero, as gensim has it.
 _COSMUL_EPSILON = 1e-6
 
@@ -122,7 +121,7 @@ def most_similar(
       [('queen', 0.852...), ('throne', 0.766...)]
     """
     table_VxD = check_table(table_VxD, vocab)
-    _check_topn(topn)
+    positive_int("topn", topn)
     positive, negative = _as_list(positive), _as_list(negative)
     if not positive and not negative:
         raise ValueError("most_similar needs at least one positive or negative word; got none")
@@ -152,7 +151,7 @@ def similar_by_vector(
       [('tower', 1.0), ('towers', 0.877...)]
     """
     table_VxD = check_table(table_VxD, vocab)
-    _check_topn(topn)
+    positive_int("topn", topn)
     query_D = _check_vector(vector_D, table_VxD.shape[1])
     return _ranked(table_VxD, vocab, query_D, [], topn, restrict_vocab)
 
@@ -185,13 +184,13 @@ def most_similar_cosmul(
       [('queen', 0.928...)]
     """
     table_VxD = check_table(table_VxD, vocab)
-    _check_topn(topn)
+    positive_int("topn", topn)
     positive, negative = _as_list(positive), _as_list(negative)
     if not positive:
         raise ValueError("most_similar_cosmul needs at least one positive word; got none")
     positive_PxD, exclude = _query_vectors(table_VxD, vocab, positive, normalise=True)
     negative_NxD, exclude_negative = _query_vectors(table_VxD, vocab, negative, normalise=True)
-    candidates_CxD = table_VxD[: _n_candidates(table_VxD, restrict_vocab)]
+    candidates_CxD = table_VxD[: count_candidates(table_VxD, restrict_vocab)]
     exclude_E = _padded_exclusions(exclude + exclude_negative, len(candidates_CxD))
     k = min(topn + len(exclude_E), len(candidates_CxD))
     scores_K, ids_K = _cosmul_top_k(candidates_CxD, positive_PxD, negative_NxD, exclude_E, k)
@@ -232,84 +231,6 @@ def doesnt_match(table_VxD, vocab: Vocab, words: Sequence[str]) -> str:
     return min(zip(scores_N, words, strict=True))[1]
 
 
-# --------------------------------------------------------------------------- batched analogies
-
-
-def analogy_top_k(
-    table_VxD,
-    a_Q,
-    b_Q,
-    c_Q,
-    topn: int = 1,
-    restrict_vocab: int | None = None,
-    chunk_size: int | None = None,
-) -> tuple[np.ndarray, np.ndarray]:
-    """Answers many analogies "a is to b as c is to ?" at once by 3CosAdd (b + c - a).
-
-    Each chunk of questions is one (chunk, candidates) matrix product and one top-k, jitted with a
-    static chunk shape (the last chunk is padded), so memory stays bounded for any vocabulary.
-
-    Args:
-      table_VxD: the embedding table.
-      a_Q, b_Q, c_Q: integer IDs of the question words, shape (Q,) each.
-      topn: answers per question.
-      restrict_vocab: candidates are the first this many rows; None: all rows.
-      chunk_size: questions per chunk; None: as many as fit a 64 MiB score matrix.
-
-    Returns:
-      (ids_QxK, scores_QxK) numpy arrays, best first, K = min(topn, candidates). a, b and c are
-      never answers; where fewer than K candidates remain, the missing entries have score -inf.
-
-    Example:
-      >>> ids, scores = analogy_top_k(table, vocab.encode(["man"]), vocab.encode(["king"]),
-      ...                             vocab.encode(["woman"]))
-      >>> vocab.decode(ids[:, 0])
-      ['queen']
-    """
-    table_VxD = _as_table(table_VxD)
-    shapes = [np.shape(ids) for ids in (a_Q, b_Q, c_Q)]
-    if len(set(shapes)) != 1 or len(shapes[0]) != 1:
-        raise ValueError(f"a, b and c must be 1-D IDs of the same length; got shapes {shapes}")
-    ids_3xQ = check_ids(np.stack([a_Q, b_Q, c_Q]), len(table_VxD))
-    _check_topn(topn)
-    n_questions = ids_3xQ.shape[1]
-    n_candidates = _n_candidates(table_VxD, restrict_vocab)
-    k = min(topn, n_candidates)
-    if n_questions == 0:
-        return np.zeros((0, k), np.int64), np.zeros((0, k), np.float32)
-    if chunk_size is None:
-        chunk_size = max(1, _SCORE_BUDGET // n_candidates)
-    if chunk_size < 1:
-        raise ValueError(f"chunk_size must be a positive integer or None; got {chunk_size!r}")
-    chunk_size = min(chunk_size, n_questions)
-    n_chunks = -(-n_questions // chunk_size)
-    padded_3xP = np.zeros((3, n_chunks * chunk_size), np.int32)
-    padded_3xP[:, :n_questions] = ids_3xQ
-    scores_PxK, ids_PxK = _analogy_chunks(
-        table_VxD, padded_3xP.reshape(3, n_chunks, chunk_size), n_candidates, k
-    )
-    ids_QxK = np.asarray(ids_PxK).reshape(-1, k)[:n_questions].astype(np.int64)
-    return ids_QxK, np.asarray(scores_PxK).reshape(-1, k)[:n_questions]
-
-
-@functools.partial(jax.jit, static_argnames=("n_candidates", "k"))
-def _analogy_chunks(table_VxD, ids_3xNxC, n_candidates: int, k: int):
-    unit_VxD = unit_rows(table_VxD)
-    candidates_MxD = unit_VxD[:n_candidates]
-
-    def one_chunk(ids_3xC):
-        a_C, b_C, c_C = ids_3xC
-        query_CxD = unit_rows(unit_VxD[b_C] + unit_VxD[c_C] - unit_VxD[a_C])
-        scores_CxM = query_CxD @ candidates_MxD.T
-        rows_Cx1 = jnp.arange(len(a_C))[:, None]
-        # IDs past the candidates are dropped, not clipped onto the last candidate.
-        scores_CxM = scores_CxM.at[rows_Cx1, ids_3xC.T].set(-jnp.inf, mode="drop")
-        return jax.lax.top_k(scores_CxM, k)
-
-    scores_NxCxK, ids_NxCxK = jax.lax.map(one_chunk, jnp.moveaxis(ids_3xNxC, 1, 0))
-    return scores_NxCxK, ids_NxCxK
-
-
 # ----------------------------------------------------------------------------------- internals
 
 
@@ -329,7 +250,7 @@ def _cosmul_top_k(table_VxD, positive_PxD, negative_NxD, exclude_E, k: int):
 
 
 def _ranked(table_VxD, vocab, query_D, exclude, topn, restrict_vocab):
-    candidates_CxD = table_VxD[: _n_candidates(table_VxD, restrict_vocab)]
+    candidates_CxD = table_VxD[: count_candidates(table_VxD, restrict_vocab)]
     exclude_E = _padded_exclusions(exclude, len(candidates_CxD))
     k = min(topn + len(exclude_E), len(candidates_CxD))
     scores_K, ids_K = _top_k_cosine(candidates_CxD, query_D, exclude_E, k)
@@ -401,8 +322,8 @@ def _close_spellings(vocab, word, n=3):
     return close
 
 
-def _as_table(table_VxD):
-    # numpy tables stay numpy (no copy): queries convert only the rows they need.
+def as_table(table_VxD):
+    """The table as a 2-D float array; numpy stays numpy (no copy: queries convert only rows)."""
     if not isinstance(table_VxD, np.ndarray | jax.Array):
         table_VxD = np.asarray(table_VxD)
     if table_VxD.ndim != 2 or not jnp.issubdtype(table_VxD.dtype, jnp.floating):
@@ -421,7 +342,7 @@ def check_table(table_VxD, vocab: Vocab) -> np.ndarray | jax.Array:
     Example:
       >>> check_table(np.zeros((3, 2)), Vocab.from_keys(["a", "b"]))  # ValueError: 3 rows, 2 words
     """
-    table_VxD = _as_table(table_VxD)
+    table_VxD = as_table(table_VxD)
     if len(table_VxD) != len(vocab):
         raise ValueError(
             f"the table has {len(table_VxD)} rows but the vocabulary has {len(vocab)} words - "
@@ -437,21 +358,10 @@ def _check_vector(vector_D, dim):
     return vector_D
 
 
-def _check_topn(topn):
-    if isinstance(topn, bool) or not isinstance(topn, int | np.integer) or topn < 1:
-        raise ValueError(f"topn must be a positive integer; got {topn!r}")
-
-
-def _n_candidates(table_VxD, restrict_vocab):
-    if restrict_vocab is None:
-        return len(table_VxD)
-    if isinstance(restrict_vocab, bool) or not isinstance(restrict_vocab, int | np.integer):
-        raise ValueError(
-            f"restrict_vocab must be a positive integer or None; got {restrict_vocab!r}"
-        )
-    if restrict_vocab < 1:
-        raise ValueError(f"restrict_vocab must be a positive integer or None; got {restrict_vocab}")
-    return min(int(restrict_vocab), len(table_VxD))
+def count_candidates(table_VxD, restrict_vocab) -> int:
+    """How many leading rows are candidates answers: restrict_vocab of them, or all."""
+    restrict_vocab = optional_positive_int("restrict_vocab", restrict_vocab)
+    return len(table_VxD) if restrict_vocab is None else min(restrict_vocab, len(table_VxD))
 
 
 def _as_list(items):

@@ -27,6 +27,7 @@ from typing import Literal
 
 import numpy as np
 
+from jaxembed.checks import check_ids, optional_positive_int
 from jaxembed.files import atomic_open
 
 UNK = "<|unk|>"
@@ -134,8 +135,7 @@ class Vocab:
         specials = tuple(specials)
         _check_tokens(specials, "specials")
         _check_unique(specials, "specials")
-        if max_size is not None and (not isinstance(max_size, int | np.integer) or max_size < 1):
-            raise ValueError(f"max_size must be a positive integer or None; got {max_size!r}")
+        optional_positive_int("max_size", max_size)
         if max_size is not None and max_size < len(specials):
             raise ValueError(
                 f"max_size={max_size} leaves no room for the {len(specials)} specials "
@@ -364,43 +364,6 @@ class Vocab:
             keys.append(token)
             counts.append(int(count))
         return cls(tuple(keys), np.asarray(counts, dtype=np.int64), tuple(keys[:n_specials]))
-
-
-def check_ids(ids, vocab_size: int) -> np.ndarray:
-    """Returns concrete integer IDs as an int64 numpy array, refusing bad ones.
-
-    Args:
-      ids: integers of any shape (list, numpy or concrete JAX array).
-      vocab_size: V; valid IDs are [0, V).
-
-    Returns:
-      The IDs, int64. Float or bool IDs raise TypeError; IDs outside [0, V) raise ValueError naming
-      the ID and its position (an index tuple for arrays of 2 or more dimensions).
-
-    Example:
-      >>> check_ids([2, 3, 5, 1], 6).tolist()
-      [2, 3, 5, 1]
-    """
-    ids = np.asarray(ids)
-    if ids.size == 0:
-        return ids.astype(np.int64)
-    if ids.dtype.kind not in "iu":
-        raise TypeError(
-            f"ids must be integers; got dtype {ids.dtype} - cast them first, "
-            "e.g. np.asarray(ids).astype(np.int32) (round floats if needed)"
-        )
-    flat = ids.reshape(-1)
-    bad = np.flatnonzero((flat < 0) | (flat >= vocab_size))
-    if bad.size:
-        flat_position = int(bad[0])
-        position = flat_position
-        if ids.ndim > 1:
-            position = tuple(int(p) for p in np.unravel_index(flat_position, ids.shape))
-        raise ValueError(
-            f"ids must be in [0, {vocab_size}); got {int(flat[flat_position])} at position {position} "
-            f"- the vocabulary has {vocab_size} tokens"
-        )
-    return ids.astype(np.int64)
 
 
 def _check_tokens(tokens: tuple, what: str) -> None:

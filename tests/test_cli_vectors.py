@@ -11,7 +11,8 @@ from gensim.models import KeyedVectors
 from gensim.test.utils import datapath
 
 from jaxembed import cli
-from jaxembed.io import load_vectors, save_vectors
+from jaxembed.export import save_vectors
+from jaxembed.io import load_vectors
 from jaxembed.vocab import Vocab
 
 WORDS = ["king", "queen", "man", "woman", "prince", "princess", "tower", "paris", "france", "tokyo"]

@@ -1,4 +1,4 @@
-"""Tests for jaxembed.io: exact round trips, gensim interop both ways, detection, bad input."""
+"""Tests for jaxembed.io and jaxembed.export: exact round trips, gensim interop both ways, detection, bad input."""
 
 import gzip
 import os
@@ -11,14 +11,10 @@ import pytest
 from gensim.models import KeyedVectors, Word2Vec
 from gensim.test.utils import datapath
 
+from jaxembed import export as jexport
 from jaxembed import io as jio
-from jaxembed.io import (
-    export_projector,
-    from_keyed_vectors,
-    load_vectors,
-    save_vectors,
-    to_keyed_vectors,
-)
+from jaxembed.export import export_projector, save_vectors, to_keyed_vectors
+from jaxembed.io import from_keyed_vectors, load_vectors
 from jaxembed.vocab import Vocab
 
 WORDS = ["the", "of", "king", "queen", "ö", "日本", "<|unk|>", "a.b", "x-y", "café"]
@@ -301,7 +297,7 @@ def test_failed_save_keeps_the_old_file(tmp_path, monkeypatch):
     def explode(*args):
         raise RuntimeError("disk full")
 
-    monkeypatch.setattr(jio, "_encode_block", explode)
+    monkeypatch.setattr(jexport, "_encode_block", explode)
     with pytest.raises(RuntimeError, match="disk full"):
         save_vectors(table_VxD * 2, vocab, tmp_path / "v.txt")
     assert (tmp_path / "v.txt").read_bytes() == before

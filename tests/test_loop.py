@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from gensim.models import KeyedVectors
 
-from jaxembed import loop
+from jaxembed import loop, rundir
 from jaxembed.commands import train as train_command
 from jaxembed.train import TrainConfig
 from jaxembed.vocab import Vocab
@@ -45,7 +45,7 @@ def _cli(argv):
 
 def test_fit_writes_the_four_outputs_and_gensim_reads_the_vectors(corpus, tmp_path):
     out = tmp_path / "run"
-    summary = loop.fit([corpus], out, TRAIN, FIT, progress=False)
+    summary = loop.fit([corpus], out, TRAIN, FIT, progress=False).summary
     assert sorted(p.name for p in out.iterdir()) == sorted([*OUTPUTS, "checkpoints"])
     vocab = Vocab.load(out / "vocab.txt")
     table = np.load(out / "table.npy")
@@ -63,31 +63,31 @@ def test_fit_writes_the_four_outputs_and_gensim_reads_the_vectors(corpus, tmp_pa
 
 def test_resumed_run_ends_with_the_same_table_as_an_uninterrupted_one(corpus, tmp_path):
     fit = loop.FitConfig(**{**vars(FIT), "steps_per_call": 4, "checkpoint_every": 8})
-    whole = loop.fit([corpus], tmp_path / "whole", TRAIN, fit, progress=False)
+    whole = loop.fit([corpus], tmp_path / "whole", TRAIN, fit, progress=False).summary
     part = tmp_path / "part"
     # Stop in the first epoch, as a kill after a checkpoint would (the run leaves no outputs).
     stopped = loop.fit(
         [corpus], part, TRAIN, loop.FitConfig(**{**vars(fit), "max_steps": 12}), progress=False
-    )
+    ).summary
     assert not stopped["finished"] and stopped["steps"] == 12
     assert not (part / "run.json").exists()
-    assert loop._checkpoint_steps(part) == [8, 12]
-    resumed = loop.fit([corpus], part, TRAIN, fit, resume=True, progress=False)
+    assert rundir.checkpoint_steps(part) == [8, 12]
+    resumed = loop.fit([corpus], part, TRAIN, fit, resume=True, progress=False).summary
     np.testing.assert_array_equal(
         np.load(part / "table.npy"), np.load(tmp_path / "whole/table.npy")
     )
     for key in ("steps", "words", "loss", "epoch_losses"):
         assert resumed[key] == whole[key], key
-    steps = loop._checkpoint_steps(part)
+    steps = rundir.checkpoint_steps(part)
     assert steps[-1] == whole["steps"] and len(steps) == fit.keep_checkpoints
 
 
 def test_checkpoints_are_complete_directories_and_only_the_last_few_are_kept(corpus, tmp_path):
     fit = loop.FitConfig(**{**vars(FIT), "checkpoint_every": 5, "keep_checkpoints": 2})
-    summary = loop.fit([corpus], tmp_path / "run", TRAIN, fit, progress=False)
+    summary = loop.fit([corpus], tmp_path / "run", TRAIN, fit, progress=False).summary
     directory = tmp_path / "run/checkpoints"
     names = sorted(p.name for p in directory.iterdir())
-    steps = loop._checkpoint_steps(tmp_path / "run")
+    steps = rundir.checkpoint_steps(tmp_path / "run")
     assert len(steps) == 2 and steps[-1] == summary["steps"]
     assert names == [str(s) for s in steps]  # no temporary directories left behind
     for step in steps:
@@ -98,7 +98,9 @@ def test_an_output_directory_holding_a_run_is_refused_unless_resume_or_overwrite
     out = tmp_path / "run"
     loop.fit([corpus], out, TRAIN, FIT, progress=False)
     before = (out / "table.npy").read_bytes()
-    with pytest.raises(FileExistsError, match="already holds a run .* --resume .* --overwrite"):
+    with pytest.raises(
+        FileExistsError, match="already holds a run .* resume=True .* overwrite=True"
+    ):
         loop.fit([corpus], out, TRAIN, FIT, progress=False)
     assert (out / "table.npy").read_bytes() == before
     other = TrainConfig(dim=8, seed=4)
@@ -162,10 +164,10 @@ def test_a_diverging_loss_stops_the_run_and_keeps_the_last_good_checkpoint(corpu
     out = tmp_path / "run"
     wild = TrainConfig(dim=8, lr=1e30, min_lr=1e30)
     fit = loop.FitConfig(**{**vars(FIT), "checkpoint_every": 1})
-    with pytest.raises(ValueError, match="(loss became|NaN or infinite).*lower --lr"):
+    with pytest.raises(ValueError, match="(loss became|NaN or infinite).*lower lr"):
         loop.fit([corpus], out, wild, fit, progress=False)
     assert not (out / "run.json").exists()
-    steps = loop._checkpoint_steps(out)
+    steps = rundir.checkpoint_steps(out)
     assert steps, "the first step had a finite loss and table: it was checkpointed"
     import orbax.checkpoint as ocp
 
@@ -196,7 +198,7 @@ def test_other_objectives_train_end_to_end(corpus, tmp_path, objective):
     if objective == "next-token":
         train = TrainConfig(objective=objective, dim=8, context_length=8, optimizer="adam", lr=0.01)
     fit = loop.FitConfig(**{**vars(FIT), "batch_size": 16})
-    summary = loop.fit([corpus], tmp_path / objective, train, fit, progress=False)
+    summary = loop.fit([corpus], tmp_path / objective, train, fit, progress=False).summary
     assert summary["epoch_losses"][1] < summary["epoch_losses"][0]
     assert np.load(tmp_path / objective / "table.npy").shape == (24, 8)
 
@@ -217,8 +219,8 @@ def test_leftovers_of_a_killed_checkpoint_save_are_ignored_and_removed(corpus, t
     # What a kill during orbax's save leaves: a temporary directory, never renamed.
     leftover = out / "checkpoints" / "9.orbax-checkpoint-tmp-1234"
     (leftover / "state").mkdir(parents=True)
-    assert loop._checkpoint_steps(out) == [6]
-    summary = loop.fit([corpus], out, TRAIN, FIT, resume=True, progress=False)
+    assert rundir.checkpoint_steps(out) == [6]
+    summary = loop.fit([corpus], out, TRAIN, FIT, resume=True, progress=False).summary
     assert summary["finished"] and not leftover.exists()
 
 
@@ -240,12 +242,12 @@ def test_a_run_killed_after_a_checkpoint_resumes_to_the_same_table(corpus, tmp_p
         stderr=subprocess.PIPE,
     )
     deadline = time.time() + 120
-    while not loop._checkpoint_steps(killed) and time.time() < deadline:
+    while not rundir.checkpoint_steps(killed) and time.time() < deadline:
         assert proc.poll() is None, proc.stderr.read().decode()[-2000:]
         time.sleep(0.05)
     proc.send_signal(signal.SIGKILL)
     proc.wait()
-    assert loop._checkpoint_steps(killed) and not (killed / "run.json").exists()
+    assert rundir.checkpoint_steps(killed) and not (killed / "run.json").exists()
     assert _cli([*argv, "--out", str(killed), "--resume"]) == 0
     assert _cli([*argv, "--out", str(tmp_path / "whole")]) == 0
     np.testing.assert_array_equal(

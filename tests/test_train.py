@@ -13,6 +13,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
+from jaxembed import losses, rows
 from jaxembed import mesh as jm
 from jaxembed import objectives as ob
 from jaxembed import train as tr
@@ -72,7 +73,7 @@ class TestObjectives(chex.TestCase):
         for b in range(3):  # the 4th pair is padding
             expected -= log_sigmoid(v[b] @ u[b])
             expected -= sum(neg_mask[b, k] * log_sigmoid(-(v[b] @ n[b, k])) for k in range(2))
-        loss = self.variant(ob.negative_sampling_loss)(
+        loss = self.variant(losses.negative_sampling_loss)(
             *(jnp.asarray(x, jnp.float32) for x in (v, u, n, neg_mask, mask))
         )
         np.testing.assert_allclose(loss, expected, rtol=1e-5)
@@ -82,24 +83,24 @@ class TestObjectives(chex.TestCase):
         v, u = rng.normal(size=(4, 3)), rng.normal(size=(4, 3))
         n_2xKxD = rng.normal(size=(2, 5, 3))
         ones = np.ones((4, 5), np.float32)
-        shared = ob.negative_sampling_loss(v, u, n_2xKxD, ones, np.ones(4))
+        shared = losses.negative_sampling_loss(v, u, n_2xKxD, ones, np.ones(4))
         per_pair = np.repeat(n_2xKxD, 2, axis=0)  # pairs 0,1 use group 0; 2,3 group 1
         np.testing.assert_allclose(
-            shared, ob.negative_sampling_loss(v, u, per_pair, ones, np.ones(4)), rtol=1e-5
+            shared, losses.negative_sampling_loss(v, u, per_pair, ones, np.ones(4)), rtol=1e-5
         )
 
     @chex.variants(with_jit=True, without_jit=True)
     def test_cbow_mean_is_the_mean_with_word2vec_gradient(self):
         context = jnp.arange(12.0).reshape(1, 4, 3)
         mask = jnp.array([[1.0, 1.0, 0.0, 1.0]])
-        mean = self.variant(ob.cbow_mean)(context, mask)
+        mean = self.variant(losses.cbow_mean)(context, mask)
         np.testing.assert_allclose(mean, (context[0, 0] + context[0, 1] + context[0, 3])[None] / 3)
-        grad = jax.grad(lambda c: jnp.sum(ob.cbow_mean(c, mask)))(context)
+        grad = jax.grad(lambda c: jnp.sum(losses.cbow_mean(c, mask)))(context)
         # word2vec gives every real context vector the whole error (1 per output), padding none.
         np.testing.assert_allclose(grad[0], np.array([[1.0] * 3, [1.0] * 3, [0.0] * 3, [1.0] * 3]))
 
     def test_next_token_logits_are_tied_to_the_token_table(self):
-        model = ob.NextTokenModel(vocab_size=V, dim=D, context_length=5)
+        model = losses.NextTokenModel(vocab_size=V, dim=D, context_length=5)
         ids = jnp.array([[1, 2, 3]])
         params = model.init(jax.random.key(0), ids)
         table = params["params"]["embed"]["embedding"]
@@ -122,7 +123,7 @@ def _touched_rows(config, state, batch):
     """Rows the batch touches: input rows, and output rows (centres + noise words of this step)."""
     key = jax.random.fold_in(jax.random.wrap_key_data(state.key), state.step)
     groups = -(-batch["center_B"].shape[0] // config.share_negatives)  # the last may be short
-    noise = ob.sample_noise(key, *ob.alias_tables(_noise()), (groups, config.negative))
+    noise = rows.sample_noise(key, *rows.alias_tables(_noise()), (groups, config.negative))
     if config.objective == "skipgram":
         inputs = batch["context_B"]
     else:
@@ -169,7 +170,7 @@ def test_lazy_adam_matches_adam_on_rows_it_touches_and_freezes_skipped_rows():
     batches[1]["context_B"] = batches[0]["context_B"][::-1].copy()  # same input rows twice
     params = {}
     for update in ("sparse", "dense"):
-        config = tr.TrainConfig(dim=D, optimizer="adam", lr=0.01, update=update)
+        config = tr.TrainConfig(dim=D, optimizer="adam", lr=0.01, update=update, seed=0)
         step = tr.make_train_step(config, _noise())
         state = _state(config)
         touched = [_touched_rows(config, state, batches[0])]
@@ -230,7 +231,7 @@ def test_learning_rate_decays_linearly_from_lr_to_min_lr():
 def test_alias_tables_give_each_id_exactly_its_probability(seed):
     rng = np.random.default_rng(seed)
     weights = rng.random(50) ** 3 * (rng.random(50) < 0.8)  # some zeros, a long tail
-    accept, alias = ob.alias_tables(weights)
+    accept, alias = rows.alias_tables(weights)
     # Column j is drawn with probability 1/V; it yields j with accept[j], else alias[j].
     implied = np.bincount(np.arange(50), accept / 50, minlength=50)
     implied += np.bincount(alias, (1 - accept) / 50, minlength=50)
@@ -239,7 +240,7 @@ def test_alias_tables_give_each_id_exactly_its_probability(seed):
 
 def test_noise_words_follow_the_distribution():
     probs = np.array([0.5, 0.0, 0.3, 0.2])
-    ids = np.asarray(ob.sample_noise(jax.random.key(0), *ob.alias_tables(probs), (20000,)))
+    ids = np.asarray(rows.sample_noise(jax.random.key(0), *rows.alias_tables(probs), (20000,)))
     freq = np.bincount(ids, minlength=4) / ids.size
     np.testing.assert_allclose(freq, probs, atol=0.015)
     assert freq[1] == 0
@@ -280,7 +281,7 @@ def test_shared_noise_words_loss_matches_word2vec_formula_per_group(share):
     and a share larger than the batch work, padding adds nothing and is not counted."""
     config = tr.TrainConfig(dim=D, share_negatives=share)
     state, batch = _state(config), _batch("skipgram", seed=3)
-    noise_GxK = np.asarray(tr.draw_noise(config, state, ob.alias_tables(_noise()), B))
+    noise_GxK = np.asarray(ob.draw_noise(config, state, rows.alias_tables(_noise()), B))
     assert noise_GxK.shape == (-(-B // share), config.negative)
     embed, out = (np.asarray(state.params[name], np.float64) for name in ("embed", "out"))
     expected = 0.0
@@ -340,7 +341,7 @@ def _planted_batches(objective, steps, seed=0, batch=64, window=2):
 )
 def test_planted_groups_are_learned(objective, optimizer, lr):
     config = tr.TrainConfig(
-        objective=objective, dim=D, optimizer=optimizer, lr=lr, min_lr=0.0, context_length=4
+        objective=objective, dim=D, optimizer=optimizer, lr=lr, min_lr=0.0, context_length=4, seed=0
     )
     noise = np.ones(16)
     step = tr.make_train_step(config, noise, stacked=True)
@@ -381,7 +382,7 @@ _SHARDED_SCRIPT = textwrap.dedent(
                     state, _ = step(state, batch)
             else:
                 mesh = jm.make_mesh(*mesh_shape)
-                state = jm.shard_state(tr.init_state(config, V), mesh, V, split)
+                state = jm.shard_state(tr.init_state(config, V), mesh, split)
                 step = tr.make_train_step(config, _noise(), mesh=mesh, split=split)
                 for batch in batches:
                     state, _ = step(state, jm.shard_batch(batch, mesh))

@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 from gensim.models import KeyedVectors
 
+from jaxembed.evaluate import analogy_top_k
 from jaxembed.vectors import (
-    analogy_top_k,
     check_table,
     cosine_similarity,
     difference_norm,

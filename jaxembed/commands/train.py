@@ -15,13 +15,6 @@ import argparse
 import os
 import sys
 
-# Defaults that depend on the objective: word2vec's (gensim's) for skip-gram and CBOW.
-_DEFAULTS = {
-    "skipgram": {"optimizer": "sgd", "lr": 0.025, "min_lr": 0.0001, "batch_size": 4096},
-    "cbow": {"optimizer": "sgd", "lr": 0.025, "min_lr": 0.0001, "batch_size": 512},
-    "next-token": {"optimizer": "adam", "lr": 0.003, "min_lr": 0.0003, "batch_size": 32},
-}
-
 
 def register(subparsers) -> None:
     """Adds the `train` subcommand."""
@@ -35,7 +28,12 @@ def register(subparsers) -> None:
     )
     p.add_argument("corpus", metavar="CORPUS", nargs="+", help="text files (.xz/.gz/.bz2 too)")
     p.add_argument("--out", required=True, metavar="DIR", help="output directory")
-    p.add_argument("--objective", choices=("skipgram", "cbow", "next-token"), default="skipgram")
+    p.add_argument(
+        "--objective",
+        default="skipgram",
+        metavar="NAME",
+        help="skipgram or cbow (word2vec), or next-token (jaxembed.objectives.OBJECTIVES)",
+    )
     g = p.add_argument_group("model")
     g.add_argument("--dim", "--vector-size", type=int, default=100, help="vector size D")
     g.add_argument("--window", type=int, default=5, help="max centre-context distance")
@@ -45,8 +43,8 @@ def register(subparsers) -> None:
         type=int,
         default=64,
         help="consecutive pairs sharing one draw of noise words (each pair still sees --negative "
-        "words from word2vec's noise distribution); 1 = a draw per pair as word2vec.c, 2.5-3.4x "
-        "slower on CPU with the same scores on our benchmark",
+        "words from word2vec's noise distribution); 1 = a draw per pair as word2vec.c, slower "
+        "on CPU (BENCHMARKS.md)",
     )
     g.add_argument("--context-length", type=int, default=64, help="next-token: tokens per sequence")
     g = p.add_argument_group("data")
@@ -55,13 +53,30 @@ def register(subparsers) -> None:
     g.add_argument("--max-vocab", type=int, default=None, help="keep the most frequent words")
     g.add_argument("--epochs", "--iter", type=int, default=5, help="passes over the corpus")
     g.add_argument(
-        "--batch-size", type=int, default=None, help="examples per step (default by objective)"
+        "--batch-size", type=int, default=None, help="examples per step (default: the objective's)"
     )
     g.add_argument("--steps-per-call", type=int, default=16, help="steps in one jitted call")
     g = p.add_argument_group("optimiser")
-    g.add_argument("--optimizer", choices=("sgd", "adam", "adamw"), default=None)
-    g.add_argument("--lr", "--alpha", type=float, default=None, help="initial learning rate")
-    g.add_argument("--min-lr", "--min-alpha", type=float, default=None, help="final learning rate")
+    g.add_argument(
+        "--optimizer",
+        choices=("sgd", "adam", "adamw"),
+        default=None,
+        help="optax optimiser (default: the objective's)",
+    )
+    g.add_argument(
+        "--lr",
+        "--alpha",
+        type=float,
+        default=None,
+        help="initial learning rate (default: the objective's)",
+    )
+    g.add_argument(
+        "--min-lr",
+        "--min-alpha",
+        type=float,
+        default=None,
+        help="final learning rate (default: the objective's)",
+    )
     g.add_argument("--weight-decay", type=float, default=0.0, help="AdamW's weight decay")
     g.add_argument(
         "--update",
@@ -121,20 +136,14 @@ def run_train(args: argparse.Namespace) -> int:
     from jaxembed.loop import FitConfig, fit
     from jaxembed.train import TrainConfig
 
-    defaults = _DEFAULTS[args.objective]
-
-    def pick(name):
-        value = getattr(args, name)
-        return defaults[name] if value is None else value
-
     train = TrainConfig(
         objective=args.objective,
         dim=args.dim,
         negative=args.negative,
         share_negatives=args.share_negatives,
-        optimizer=pick("optimizer"),
-        lr=pick("lr"),
-        min_lr=pick("min_lr"),
+        optimizer=args.optimizer,
+        lr=args.lr,
+        min_lr=args.min_lr,
         weight_decay=args.weight_decay,
         update=args.update,
         context_length=args.context_length,
@@ -146,7 +155,7 @@ def run_train(args: argparse.Namespace) -> int:
         min_count=args.min_count,
         max_vocab=args.max_vocab,
         epochs=args.epochs,
-        batch_size=pick("batch_size"),
+        batch_size=args.batch_size,
         steps_per_call=args.steps_per_call,
         checkpoint_every=args.checkpoint_every,
         keep_checkpoints=args.keep_checkpoints,
@@ -162,7 +171,7 @@ def run_train(args: argparse.Namespace) -> int:
         resume=args.resume,
         overwrite=args.overwrite,
         progress=not args.no_progress,
-    )
+    ).summary
     rate = summary["words_per_second"] or 0.0
     print(
         f"{summary['words']:,} words in {summary['train_seconds']:.1f} s ({rate:,.0f} words/s), "

@@ -21,12 +21,6 @@ _VECTORS_HELP = (
     "or an output directory of `jaxembed train`"
 )
 _EXPORT_FORMATS = ("word2vec", "word2vec-binary", "glove", "projector")
-# The three standard benchmarks gensim ships, as (jaxembed.evaluate.BENCHMARKS name, kind).
-_BENCHMARKS = (
-    ("questions-words", "analogies"),
-    ("wordsim353", "pairs"),
-    ("simlex999", "pairs"),
-)
 
 
 def register(subparsers) -> None:
@@ -132,24 +126,10 @@ def run_analogy(args: argparse.Namespace) -> int:
 
 
 def run_evaluate(args: argparse.Namespace) -> int:
-    from jaxembed.evaluate import benchmark_path, evaluate_analogies, evaluate_word_pairs
+    from jaxembed.evaluate import evaluate_suite
 
     table_VxD, vocab = _load(args)
-    results = {}
-    for name, kind in _BENCHMARKS:
-        start = time.perf_counter()
-        try:
-            if kind == "analogies":
-                raw = evaluate_analogies(
-                    table_VxD, vocab, benchmark_path(name), restrict_vocab=args.restrict_vocab
-                )
-                result = _analogy_summary(raw)
-            else:
-                result = _pairs_summary(evaluate_word_pairs(table_VxD, vocab, benchmark_path(name)))
-        except ValueError as err:  # e.g. no benchmark word is in a small trained vocabulary
-            result = {"error": str(err)}
-        result["seconds"] = round(time.perf_counter() - start, 3)
-        results[name] = result
+    results = evaluate_suite(table_VxD, vocab, restrict_vocab=args.restrict_vocab)
     if args.json:
         summary = {"vectors": args.vectors, "words": len(vocab), "dim": int(table_VxD.shape[1])}
         summary |= {"restrict_vocab": args.restrict_vocab, "benchmarks": results}
@@ -172,7 +152,7 @@ def run_evaluate(args: argparse.Namespace) -> int:
 
 
 def run_export(args: argparse.Namespace) -> int:
-    from jaxembed.io import export_projector, save_vectors
+    from jaxembed.export import export_projector, save_vectors
 
     table_VxD, vocab = _load(args)
     if args.format == "projector":
@@ -203,27 +183,6 @@ def _load(args: argparse.Namespace):
         file=sys.stderr,
     )
     return table_VxD, vocab
-
-
-def _analogy_summary(raw: dict) -> dict:
-    keep = ("accuracy", "correct", "incorrect", "attempted", "questions", "oov", "oov_ratio")
-    sections = {
-        s["section"]: {k: s[k] for k in ("accuracy", "correct", "incorrect")}
-        for s in raw["sections"]
-    }
-    return {k: raw[k] for k in keep} | {"sections": sections}
-
-
-def _pairs_summary(raw: dict) -> dict:
-    return {
-        "spearman": raw["spearman"][0],
-        "spearman_p": raw["spearman"][1],
-        "pearson": raw["pearson"][0],
-        "pearson_p": raw["pearson"][1],
-        "pairs": raw["pairs"],
-        "oov": raw["oov"],
-        "oov_ratio": raw["oov_ratio"],
-    }
 
 
 def _print_neighbours(title: str, neighbours: list[tuple[str, float]]) -> None:

@@ -1,0 +1,184 @@
+"""A run directory: what `jaxembed.loop.fit` writes there and how it is read back.
+
+    DIR/checkpoints/<step>/   orbax checkpoints: the TrainState and the loop's progress (JSON)
+    DIR/vectors.txt           the learned vectors, word2vec text format (gensim reads it)
+    DIR/vocab.txt             the vocabulary with its corpus counts
+    DIR/table.npy             the learned input table, float32, one row per vocabulary word
+    DIR/run.json              settings and metrics; written last, so it marks a finished run
+
+Every file is written atomically. Orbax writes each checkpoint into a temporary directory and
+renames it when complete, so a killed run never leaves a half-written one.
+
+    >>> out = check_out_dir("w2v", resume=False, overwrite=False)
+    >>> table_VxD, vocab = load_table("w2v")
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from pathlib import Path
+from typing import Any
+
+import jax
+import numpy as np
+
+from jaxembed.checks import ParameterError, naming
+from jaxembed.export import save_vectors
+from jaxembed.files import atomic_open, read_npy_rows, write_json
+from jaxembed.vocab import Vocab
+
+CHECKPOINTS = "checkpoints"
+RUN_FILES = ("run.json", "vectors.txt", "vocab.txt", "table.npy", CHECKPOINTS)
+
+
+def check_out_dir(out_dir: str | os.PathLike, resume: bool, overwrite: bool) -> Path:
+    """Refuses an output directory that holds another run unless resuming or overwriting.
+
+    Args:
+      out_dir: the run's directory (created later, when training starts).
+      resume: continue the run whose checkpoints are in out_dir.
+      overwrite: delete the run files found there (only those) and start afresh.
+
+    Returns:
+      out_dir as a Path.
+    """
+    out = Path(out_dir)
+    if resume and overwrite:
+        raise ParameterError(
+            "pass either resume=True or overwrite=True, not both", "resume", "overwrite"
+        )
+    if out.exists() and not out.is_dir():
+        raise naming(
+            FileExistsError(f"{out} exists and is not a directory - choose another out_dir"),
+            "out_dir",
+        )
+    found = [name for name in RUN_FILES if (out / name).exists()]
+    if resume:
+        if not checkpoint_steps(out):
+            raise naming(
+                FileNotFoundError(
+                    f"{out} holds no checkpoint to resume from - run without resume=True to start"
+                ),
+                "resume",
+            )
+    elif found and not overwrite:
+        raise naming(
+            FileExistsError(
+                f"{out} already holds a run ({', '.join(found)}) - pass resume=True to continue "
+                "it, overwrite=True to replace it, or choose another out_dir"
+            ),
+            "resume",
+            "overwrite",
+            "out_dir",
+        )
+    return out
+
+
+def clear(out: Path) -> None:
+    """Deletes the run files in `out` (only those)."""
+    for name in RUN_FILES:
+        path = out / name
+        if path.is_dir():
+            shutil.rmtree(path)
+        elif path.exists():
+            path.unlink()
+
+
+def checkpoint_steps(out: str | os.PathLike) -> list[int]:
+    """The steps of the checkpoints in `out`, oldest first."""
+    directory = Path(out) / CHECKPOINTS
+    if not directory.is_dir():
+        return []
+    return sorted(int(p.name) for p in directory.iterdir() if p.name.isdigit())
+
+
+# ---------------------------------------------------------------------------- checkpoints
+
+
+class Checkpoints:
+    """The orbax checkpoints of a run: the state and a JSON record of the loop's progress."""
+
+    def __init__(self, out: Path, keep: int):
+        import orbax.checkpoint as ocp
+
+        # Orbax saves into "<step>.orbax-checkpoint-tmp-*" and renames it when complete; the
+        # leftovers of a killed save are deleted when the next run opens the directory.
+        options = ocp.CheckpointManagerOptions(
+            max_to_keep=keep, create=True, cleanup_tmp_directories=True
+        )
+        self._manager = ocp.CheckpointManager((out / CHECKPOINTS).absolute(), options=options)
+
+    def latest_step(self) -> int | None:
+        return self._manager.latest_step()
+
+    def save(self, step: int, state: Any, meta: dict) -> None:
+        import orbax.checkpoint as ocp
+
+        args = ocp.args.Composite(state=ocp.args.StandardSave(state), meta=ocp.args.JsonSave(meta))
+        self._manager.save(step, args=args, force=True)
+
+    def restore(self, target: Any) -> tuple[Any, dict]:
+        """The newest checkpoint's state, laid out (shapes, shardings) as `target`, and meta."""
+        import orbax.checkpoint as ocp
+
+        abstract = jax.tree.map(
+            lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=x.sharding), target
+        )
+        args = ocp.args.Composite(
+            state=ocp.args.StandardRestore(abstract), meta=ocp.args.JsonRestore()
+        )
+        restored = self._manager.restore(self._manager.latest_step(), args=args)
+        return restored["state"], dict(restored["meta"])
+
+    def close(self) -> None:
+        """Waits for a save in flight, then releases the manager."""
+        self._manager.wait_until_finished()
+        self._manager.close()
+
+
+# ---------------------------------------------------------------------------- outputs
+
+
+def write_outputs(out: Path, table_VxD: np.ndarray, vocab: Vocab, summary: dict) -> None:
+    """vectors.txt, vocab.txt, table.npy, then run.json (last: it marks a finished run)."""
+    table_VxD = np.asarray(table_VxD, np.float32)
+    save_vectors(table_VxD, vocab, out / "vectors.txt", format="word2vec")
+    vocab.save(out / "vocab.txt")
+    with atomic_open(out / "table.npy") as f:
+        np.save(f, table_VxD)
+    write_json(out / "run.json", summary, indent=1)
+
+
+def read_summary(out: str | os.PathLike) -> dict:
+    """run.json of a finished run."""
+    return json.loads((Path(out) / "run.json").read_text())
+
+
+def holds_table(path: str | os.PathLike) -> bool:
+    """Whether `path` is a run directory with table.npy and vocab.txt."""
+    return (Path(path) / "table.npy").is_file() and (Path(path) / "vocab.txt").is_file()
+
+
+def load_table(path: str | os.PathLike, limit: int | None = None) -> tuple[np.ndarray, Vocab]:
+    """The learned table and vocabulary of a run directory (its table.npy + vocab.txt).
+
+    Args:
+      path: the run directory.
+      limit: keep only the first `limit` rows (the most frequent words); None keeps all.
+
+    Returns:
+      (table_VxD float32, Vocab with the corpus counts).
+    """
+    path = Path(path)
+    vocab = Vocab.load(path / "vocab.txt")
+    shape = np.load(path / "table.npy", mmap_mode="r").shape
+    if len(shape) != 2 or shape[0] != len(vocab):
+        raise ValueError(
+            f"{path}: table.npy has shape {shape} but vocab.txt has {len(vocab)} tokens "
+            "- they come from different runs; train again or restore the matching pair"
+        )
+    n = len(vocab) if limit is None else min(limit, len(vocab))
+    head = Vocab(vocab.index_to_key[:n], vocab.counts[:n], vocab.specials[:n])
+    return read_npy_rows(path / "table.npy", n), head

@@ -1,0 +1,104 @@
+"""Tests for jaxembed.cli: library errors shown with the command's flags, shared defaults."""
+
+import dataclasses
+import re
+
+import numpy as np
+import pytest
+
+from jaxembed import cli
+from jaxembed.checks import ParameterError, positive_int
+from jaxembed.loop import FitConfig
+from jaxembed.train import TrainConfig
+
+
+@pytest.fixture(scope="module")
+def corpus(tmp_path_factory):
+    rng = np.random.default_rng(0)
+    words = [f"w{i}" for i in range(12)]
+    lines = [" ".join(words[j] for j in rng.integers(0, 12, 8)) for _ in range(60)]
+    path = tmp_path_factory.mktemp("corpus") / "corpus.txt"
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def _train(capsys, corpus, out, *flags):
+    argv = ["train", str(corpus), "--out", str(out), "--dim", "4", "--epochs", "1"]
+    argv += ["--min-count", "1", "--batch-size", "64", "--no-progress"]
+    code = cli.main([*argv, *flags])  # argparse keeps the last of a repeated flag
+    return code, capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    "message, parameters, want",
+    [
+        (
+            "batch_size=9 is too big - use batch_size=8",
+            ("batch_size",),
+            "--batch-size 9 is too big - use --batch-size 8",
+        ),
+        ("pass resume=True to continue", ("resume",), "pass --resume to continue"),
+        ("lower lr (now 0.5)", ("lr",), "lower --lr (now 0.5)"),
+        ("min_lr must be <= lr", ("lr",), "min_lr must be <= --lr"),  # only whole names
+        ("choose another out_dir", ("out_dir",), "choose another --out"),
+        ("chunk_tokens must be positive", ("chunk_tokens",), "chunk_tokens must be positive"),
+    ],
+)
+def test_in_flags_renames_the_named_parameters(message, parameters, want):
+    parser = cli._subparser(cli.build_parser(), "train")
+    assert cli.in_flags(message, parameters, parser) == want
+
+
+def test_library_errors_name_python_parameters():
+    with pytest.raises(
+        ParameterError, match="^batch_size must be a positive integer; got 0$"
+    ) as err:
+        positive_int("batch_size", 0)
+    assert err.value.parameters == ("batch_size",)
+
+
+@pytest.mark.parametrize(
+    "flags, message",
+    [
+        (["--batch-size", "0"], "--batch-size must be a positive integer"),
+        (["--batch-size", "100000"], r"use --batch-size \d+ or less"),
+        (["--window", "0"], "--window must be a positive integer; got 0"),
+        (["--sample", "2"], r"--sample must be in \[0, 1\)"),
+        (["--objective", "glove"], "--objective must be one of"),
+        (["--lr", "0.0001", "--min-lr", "0.01"], "need --lr > 0 and 0 <= --min-lr <= --lr"),
+    ],
+)
+def test_train_errors_name_the_flags(capsys, corpus, tmp_path, flags, message):
+    code, err = _train(capsys, corpus, tmp_path / "run", *flags)
+    assert code == 2
+    assert re.search(message, err), err
+    assert "Traceback" not in err
+
+
+def test_min_count_error_names_the_flag(capsys, corpus, tmp_path):
+    argv = ["train", str(corpus), "--out", str(tmp_path / "run"), "--min-count", "1000"]
+    assert cli.main([*argv, "--no-progress"]) == 2
+    assert "lower --min-count to" in capsys.readouterr().err
+
+
+def test_an_occupied_out_is_refused_in_flags(capsys, corpus, tmp_path):
+    out = tmp_path / "run"
+    assert _train(capsys, corpus, out)[0] == 0
+    code, err = _train(capsys, corpus, out)
+    assert code == 2
+    assert "pass --resume to continue it, --overwrite to replace it, or choose another --out" in err
+
+
+def test_train_flags_default_to_the_configs_defaults():
+    """One set of defaults: what the CLI passes when no flag is given is what Python gets."""
+    args = cli.build_parser().parse_args(["train", "c.txt", "--out", "d"])
+    train, fit = TrainConfig(), FitConfig()
+    for field in dataclasses.fields(TrainConfig):
+        given = getattr(args, field.name)
+        assert given is None or given == getattr(train, field.name), field.name
+        if given is None:  # left to the objective's default
+            assert field.default is None, field.name
+    for field in dataclasses.fields(FitConfig):
+        if field.name == "mesh":
+            continue  # --mesh DATAxMODEL and --devices are parsed into it
+        assert getattr(args, field.name) == getattr(fit, field.name), field.name
