@@ -13,9 +13,10 @@ writes the IDs straight to disk and loads them on later calls instead of reading
 vocab.txt, and corpus.json, written last: a folder without it is incomplete. `jaxembed.data` turns
 a `Corpus` into training batches.
 
-    >>> corpus = read_corpus(["text8.xz"], min_count=5, cache_dir="text8-cache/")
+    >>> from jaxembed.lecture import default_corpus  # gensim's Lee news corpus, 60k words
+    >>> corpus = read_corpus([default_corpus()], min_count=5, cache_dir="lee-cache/")
     >>> corpus.vocab.decode(corpus.ids_N[:3])
-    ['anarchism', 'originated', 'as']
+    ['Hundreds', 'of', 'people']
 """
 
 from __future__ import annotations
@@ -80,9 +81,10 @@ def read_corpus(
       The Corpus. Undecodable bytes are replaced by U+FFFD and reported with a UnicodeWarning.
 
     Example:
-      >>> corpus = read_corpus("corpus-en-11m.txt.xz", min_count=5)
-      >>> len(corpus.vocab), corpus.n_raw_words
-      (61286, 10818076)
+      >>> from jaxembed.lecture import default_corpus
+      >>> corpus = read_corpus(default_corpus(), min_count=5)
+      >>> len(corpus.vocab), corpus.n_raw_words  # corpus-en-11m: (61286, 10818076)
+      (1762, 59890)
     """
     paths = [os.fspath(p) for p in ([paths] if isinstance(paths, str | os.PathLike) else paths)]
     positive_int("min_count", min_count)
@@ -293,7 +295,9 @@ def load_corpus(directory: str | os.PathLike, mmap: bool = True) -> Corpus:
       mmap: map ids.npy from disk (read-only) instead of loading it into memory.
 
     Example:
-      >>> corpus = load_corpus("cache/")
+      >>> save_corpus(corpus, "cache/")
+      >>> load_corpus("cache/", mmap=False).ids_N.dtype
+      dtype('int32')
     """
     directory = os.fspath(directory)
     meta_path = os.path.join(directory, "corpus.json")

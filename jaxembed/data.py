@@ -7,9 +7,12 @@ pure function of (seed, epoch): chunk k of ~1M words uses `np.random.default_rng
 so `start_batch=k` reproduces the tail of the full stream (resume after a checkpoint). Reading text
 files into a `Corpus` lives in `jaxembed.corpus`.
 
-    >>> corpus = read_corpus(["text8.xz"], min_count=5)
-    >>> for batch in prefetch(skipgram_batches(corpus, 5, 1e-4, 4096, seed=0, epoch=0)):
-    ...     state, metrics = train_step(state, batch)
+    >>> from jaxembed.corpus import read_corpus
+    >>> from jaxembed.lecture import default_corpus
+    >>> corpus = read_corpus([default_corpus()], min_count=5)
+    >>> batches = prefetch(skipgram_batches(corpus, 5, 1e-4, 4096, seed=0, epoch=0))
+    >>> sum(int(batch["mask_B"].sum()) for batch in batches) > 0  # (center, context) pairs
+    True
 """
 
 from __future__ import annotations
@@ -339,7 +342,9 @@ def prefetch(batches: Iterable[dict], size: int = 2) -> Iterator[dict]:
 
     Example:
       >>> for batch in prefetch(skipgram_batches(corpus, 5, 1e-4, 4096, seed=0, epoch=0), size=4):
-      ...     state, metrics = train_step(state, batch)
+      ...     pass  # e.g. state, metrics = step(state, batch)
+      >>> batch["words"] > 0  # raw corpus words of the epoch's last batch
+      True
     """
     positive_int("size", size)
     ready: queue.Queue = queue.Queue(maxsize=size)

@@ -7,8 +7,9 @@ files; training follows `jaxembed.lecture.LEE`. DIR/report.md tells the story wi
 this run and the figures beside it. The command (`jaxembed/commands/demo.py`) only turns flags
 into a DemoConfig.
 
-    >>> results = run(DemoConfig(out="demo-out", epochs=5, dim=16))
-    >>> results["pairs_after"][0]["rank"]
+    >>> results = run(DemoConfig(out="demo-out", epochs=5, dim=16, glove=False), log=lambda line: None)
+    >>> results["vocab_size"], sorted(results)[:3]
+    (2863, ['analogies', 'corpus', 'example_ids'])
 """
 
 from __future__ import annotations
@@ -98,7 +99,7 @@ def run(config: DemoConfig, log: Callable[[str], Any] = print) -> dict:
         f"correct {analogies['correct']} ({100 * analogies['accuracy']:.1f}%)"
     )
 
-    glove = glove_queries() if config.glove else {"skipped": "--no-glove"}
+    glove = glove_queries() if config.glove else {"skipped": "glove=False (--no-glove)"}
     stage(4, "pretrained GloVe 6B 50-d: king + woman - man")
     if "analogy" in glove:
         log("  " + ", ".join(f"{w} ({s:.3f})" for w, s in glove["analogy"]))
@@ -198,7 +199,8 @@ def write_report(out, config: DemoConfig, results: dict) -> Path:
         f"Analogies: of Google's {analogies['questions']:,} analogy questions, "
         f"{analogies['attempted']} use only words of this small vocabulary; "
         f"{analogies['correct']} answered right ({100 * analogies['accuracy']:.1f}%). Analogies "
-        "need corpora of many millions of words (try --corpus); pretrained vectors show them:",
+        "need corpora of many millions of words (try a larger corpus: --corpus FILE); pretrained "
+        "vectors show them:",
         "",
         "## 5. Pretrained GloVe 6B 50-d",
         "",

@@ -7,7 +7,8 @@ counting and prediction rule - so on the same vectors they give the same numbers
 one question at a time; here all questions are chunks of one matrix product.
 
     >>> result = evaluate_analogies(table_VxD, vocab, benchmark_path("questions-words"), 30000)
-    >>> result["accuracy"], result["correct"], result["attempted"]
+    >>> result["correct"], result["attempted"]  # GloVe 6B 50-d: accuracy 0.4969
+    (7393, 14877)
 """
 
 from __future__ import annotations
@@ -53,7 +54,8 @@ def benchmark_path(name: str) -> str:
       The file's path.
 
     Example:
-      >>> evaluate_word_pairs(table, vocab, benchmark_path("wordsim353"))["spearman"]
+      >>> round(evaluate_word_pairs(table, vocab, benchmark_path("wordsim353"))["spearman"][0], 4)
+      0.5033
     """
     if name not in BENCHMARKS:
         raise ValueError(f"unknown benchmark {name!r}; choose one of {sorted(BENCHMARKS)}")
@@ -96,7 +98,8 @@ def evaluate_analogies(
                      when `case_insensitive`)}.
 
     Example:
-      >>> evaluate_analogies(table, vocab, benchmark_path("questions-words"), 30000)["accuracy"]
+      >>> round(evaluate_analogies(table, vocab, benchmark_path("questions-words"), 30000)["accuracy"], 4)
+      0.4969
     """
     table_VxD = check_table(table_VxD, vocab)
     ok_vocab = _ok_vocab(vocab, restrict_vocab, case_insensitive)
@@ -162,7 +165,8 @@ def evaluate_word_pairs(
        an unknown word, "oov_ratio": percent, as gensim reports it}.
 
     Example:
-      >>> evaluate_word_pairs(table, vocab, benchmark_path("simlex999"))["spearman"][0]
+      >>> round(evaluate_word_pairs(table, vocab, benchmark_path("simlex999"))["spearman"][0], 4)
+      0.2631
     """
     table_VxD = check_table(table_VxD, vocab)
     ok_vocab = _ok_vocab(vocab, restrict_vocab, case_insensitive)
@@ -233,7 +237,8 @@ def evaluate_suite(
       in the vocabulary) has {"error": why} instead.
 
     Example:
-      >>> evaluate_suite(table_VxD, vocab)["wordsim353"]["spearman"]
+      >>> round(evaluate_suite(table_VxD, vocab)["wordsim353"]["spearman"], 4)
+      0.5033
     """
     results = {}
     for name in names:

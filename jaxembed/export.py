@@ -4,8 +4,10 @@ The formats are those `jaxembed.io.load_vectors` reads. A path ending in .gz, .b
 compressed. Text is written with the shortest decimal that reads back to the same float32, so text
 round trips are exact - byte for byte what gensim writes. Every file is written atomically.
 
-    >>> save_vectors(table_VxD, vocab, "vectors.txt")
-    >>> export_projector(table_VxD, vocab, "projector/")
+    >>> head = Vocab.from_keys(vocab.index_to_key[:1000])  # the 1,000 most frequent words
+    >>> save_vectors(table_VxD[:1000], head, "vectors.txt.gz")
+    >>> export_projector(table_VxD[:1000], head, "projector/")
+    (PosixPath('projector/vectors.tsv'), PosixPath('projector/metadata.tsv'))
 """
 
 from __future__ import annotations
@@ -36,8 +38,11 @@ def save_vectors(
         each record ending in "\\n" as the C tool writes it) or "glove" (text, no header).
 
     Example:
+      >>> from gensim.models import KeyedVectors
       >>> save_vectors(table_VxD, vocab, "vectors.bin", format="word2vec-binary")
-      >>> KeyedVectors.load_word2vec_format("vectors.bin", binary=True)  # reads it back exactly
+      >>> kv = KeyedVectors.load_word2vec_format("vectors.bin", binary=True)
+      >>> bool((kv.vectors == table_VxD).all())  # read back exactly
+      True
     """
     one_of("format", format, FORMATS)
     table_VxD = _check_pair(table_VxD, vocab)
@@ -89,7 +94,10 @@ def export_projector(
       (path of vectors.tsv, path of metadata.tsv).
 
     Example:
-      >>> export_projector(*load_vectors("glove-6b-50d", limit=10_000), "projector/")
+      >>> head = Vocab.from_keys(vocab.index_to_key[:10_000])
+      >>> vectors_tsv, metadata_tsv = export_projector(table_VxD[:10_000], head, "projector/")
+      >>> metadata_tsv.read_text().split()[:3]
+      ['the', ',', '.']
     """
     table_VxD = _check_pair(table_VxD, vocab)
     for i, word in enumerate(vocab.index_to_key):
@@ -122,7 +130,8 @@ def to_keyed_vectors(table_VxD: np.ndarray, vocab: Vocab):
 
     Example:
       >>> kv = to_keyed_vectors(table_VxD, vocab)
-      >>> kv.most_similar("king", topn=3)
+      >>> [word for word, _ in kv.most_similar("king", topn=3)]
+      ['prince', 'queen', 'ii']
     """
     from gensim.models import KeyedVectors
 

@@ -44,8 +44,10 @@ def atomic_open(path: str | os.PathLike, mode: str = "wb") -> Iterator[IO]:
       The open temporary file. On an error it is removed and `path` is left as it was.
 
     Example:
-      >>> with atomic_open("out/report.md", "w") as f:
-      ...     f.write("# Report\\n")
+      >>> with atomic_open("report.md", "w") as f:
+      ...     _ = f.write("# Report\\n")
+      >>> open("report.md").read()
+      '# Report\\n'
     """
     if mode not in ("w", "wb"):
         raise ValueError(f"atomic_open writes whole files: mode must be 'w' or 'wb'; got {mode!r}")
@@ -81,7 +83,10 @@ def open_compressed(path: str | os.PathLike) -> IO[bytes]:
     """Opens `path` for reading bytes, decompressing gzip/bzip2/xz recognised by their magic bytes.
 
     Example:
-      >>> with open_compressed("corpus.txt.xz") as f: first_line = f.readline()
+      >>> import lzma
+      >>> with lzma.open("corpus.txt.xz", "wt") as f: _ = f.write("the first line\\nand more\\n")
+      >>> with open_compressed("corpus.txt.xz") as f: f.readline()
+      b'the first line\\n'
     """
     with open(path, "rb") as f:
         magic = f.read(6)

@@ -58,7 +58,9 @@ def load_vectors(
       stores them (a `jaxembed train` directory does).
 
     Example:
-      >>> table_VxD, vocab = load_vectors("GoogleNews-vectors-negative300.bin.gz", limit=100_000)
+      >>> table_VxD, vocab = load_vectors("glove-6b-50d", limit=100_000)
+      >>> table_VxD.shape, vocab.index_to_key[:3]  # also "GoogleNews-vectors-negative300.bin.gz"
+      ((100000, 50), ('the', ',', '.'))
     """
     limit = optional_positive_int("limit", limit)
     if str(path_or_name) in PRETRAINED:
@@ -303,7 +305,10 @@ def from_keyed_vectors(kv) -> tuple[np.ndarray, Vocab]:
     invents descending counts for vectors loaded from word2vec files, and those are kept too.
 
     Example:
-      >>> table_VxD, vocab = from_keyed_vectors(Word2Vec(sentences).wv)
+      >>> from gensim.models import Word2Vec
+      >>> table_VxD, vocab = from_keyed_vectors(Word2Vec([["a", "b"], ["b", "c"]], min_count=1).wv)
+      >>> table_VxD.shape, vocab.index_to_key, vocab.counts.tolist()
+      ((3, 100), ('b', 'c', 'a'), [2, 1, 1])
     """
     keys = list(kv.index_to_key)
     bad = next((k for k in keys if not isinstance(k, str)), None)

@@ -14,8 +14,11 @@
 - A NaN or infinite loss stops the run with an error; the last checkpoint stays the last good one.
 - At the end, `out_dir` gets vectors.txt, vocab.txt, table.npy and run.json (see `jaxembed.rundir`).
 
-    >>> result = fit(["corpus.txt.xz"], "w2v", TrainConfig(dim=200), FitConfig(sample=1e-4))
-    >>> result.table_VxD.shape, result.summary["words_per_second"]
+    >>> from jaxembed.lecture import default_corpus
+    >>> train_config, fit_config = tr.TrainConfig(dim=16), FitConfig(epochs=1, batch_size=256)
+    >>> result = fit([default_corpus()], "w2v", train_config, fit_config, progress=False)
+    >>> result.table_VxD.shape, result.summary["finished"], sorted(p.name for p in Path("w2v").iterdir())
+    ((1762, 16), True, ['checkpoints', 'run.json', 'table.npy', 'vectors.txt', 'vocab.txt'])
 """
 
 from __future__ import annotations

@@ -42,7 +42,9 @@ def negative_sampling_loss(
     Example:
       >>> zeros = jnp.zeros((2, 3))
       >>> negative_sampling_loss(zeros, zeros, jnp.zeros((2, 1, 3)), jnp.ones((2, 1)), jnp.ones(2))
-      Array(2.7725887, dtype=float32)  # 2 pairs x 2 terms x log 2
+      Array(2.7725887, dtype=float32)
+
+    (2 pairs x 2 terms x log 2.)
     """
     batch, dim = v_BxD.shape
     groups, negative, _ = u_neg_GxKxD.shape
@@ -94,7 +96,10 @@ def negative_sampling_rows(
       (summed loss, grad_v_BxD, grad_u_BxJxD).
 
     Example:
-      >>> loss, grad_v, grad_u = negative_sampling_rows(v_BxD, u_BxJxD, weight_BxJ)
+      >>> v_BxD, u_BxJxD = jnp.ones((2, 3)), jnp.zeros((2, 4, 3))
+      >>> loss, grad_v, grad_u = negative_sampling_rows(v_BxD, u_BxJxD, jnp.ones((2, 4)))
+      >>> grad_v.shape, grad_u.shape, float(loss)  # 2 pairs x 4 scores x log 2
+      ((2, 3), (2, 4, 3), 5.545...)
     """
     s_BxJ = jnp.einsum("bd,bjd->bj", v_BxD, u_BxJxD)
     loss_sum, slope_BxJ = _loss_and_slope(s_BxJ, weight_BxJ)
@@ -177,7 +182,13 @@ def next_token_loss(
     """Summed cross-entropy of every next token of the real sequences, and their count.
 
     Example:
+      >>> model = NextTokenModel(vocab_size=10, dim=4, context_length=3)
+      >>> params = model.init(jax.random.key(0), jnp.zeros((1, 3), jnp.int32))
+      >>> batch = {"inputs_BxT": jnp.zeros((2, 3), jnp.int32), "targets_BxT": jnp.ones((2, 3), jnp.int32),
+      ...          "mask_B": jnp.array([1.0, 0.0])}
       >>> loss_sum, count = next_token_loss(params, model, batch)
+      >>> float(count)  # the tokens of the one real sequence
+      3.0
     """
     logits_BxTxV = model.apply(params, batch["inputs_BxT"])
     loss_BxT = optax.softmax_cross_entropy_with_integer_labels(logits_BxTxV, batch["targets_BxT"])

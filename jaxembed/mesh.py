@@ -13,10 +13,16 @@ up a CPU host, whose "devices" share one memory. Pure data parallelism ("data" >
 keeps a full table on every device, and the sparse update then becomes a full-table all-reduce
 per step: use "model" for word2vec.
 
-    >>> mesh = make_mesh(data=4, model=2)                 # 8 devices
+    >>> from jaxembed.train import TrainConfig, init_state, make_train_step
+    >>> config, V = TrainConfig(dim=16), 128
+    >>> mesh = make_mesh(data=4, model=2)  # 8 devices
     >>> state = shard_state(init_state(config, V), mesh)
-    >>> step = make_train_step(config, noise, mesh=mesh)
+    >>> step = make_train_step(config, np.ones(V), mesh=mesh)
+    >>> batch = {"center_B": np.arange(8, dtype=np.int32), "context_B": np.arange(8, 16, dtype=np.int32),
+    ...          "mask_B": np.ones(8, np.float32), "progress": np.float32(0)}
     >>> state, metrics = step(state, shard_batch(batch, mesh))
+    >>> state.params["embed"].sharding.spec[0], float(metrics["count"])  # rows split over "model"
+    ('model', 8.0)
 """
 
 from __future__ import annotations
@@ -47,7 +53,7 @@ def make_mesh(data: int | None = None, model: int = 1, devices=None) -> Mesh:
       A Mesh whose axes are in "auto" mode (XLA's partitioner places the communication).
 
     Example:
-      >>> make_mesh(model=2).shape  # on 8 devices
+      >>> dict(make_mesh(model=2).shape)  # on 8 devices
       {'data': 4, 'model': 2}
     """
     devices = jax.devices() if devices is None else list(devices)
@@ -98,8 +104,10 @@ def state_sharding(state: Any, mesh: Mesh, split: str = "rows") -> Any:
         on a multi-core CPU host).
 
     Example:
+      >>> from jaxembed.train import TrainConfig, init_state
+      >>> state = init_state(TrainConfig(dim=16), 128)
       >>> state_sharding(state, make_mesh(model=2)).params["embed"].spec
-      PartitionSpec('model', None)
+      P('model', None)
     """
     one_of("split", split, SPLITS)
     table = PartitionSpec("model", None) if split == "rows" else PartitionSpec(None, "model")
@@ -121,7 +129,10 @@ def shard_state(state: Any, mesh: Mesh, split: str = "rows") -> Any:
         be a multiple of the mesh's "model" devices (`padded_vocab_size` pads the rows).
 
     Example:
-      >>> state = shard_state(init_state(config, V), make_mesh())
+      >>> from jaxembed.train import TrainConfig, init_state
+      >>> state = shard_state(init_state(TrainConfig(dim=16), 128), make_mesh(model=8))
+      >>> [shard.data.shape for shard in state.params["embed"].addressable_shards][:2]
+      [(16, 16), (16, 16)]
     """
     shardings = state_sharding(state, mesh, split)
     parts, axis = mesh.shape["model"], 0 if split == "rows" else 1
@@ -152,7 +163,9 @@ def shard_batch(batch: Mapping[str, Any], mesh: Mesh, stacked: bool = False) -> 
       stacked: arrays carry a leading axis of steps (see `make_train_step`).
 
     Example:
-      >>> batch = shard_batch(next(batches), mesh)
+      >>> batch = shard_batch({"mask_B": np.ones(8, np.float32), "words": 8}, make_mesh())
+      >>> batch["mask_B"].sharding.spec == PartitionSpec("data"), "words" in batch
+      (True, False)
     """
     data_spec = PartitionSpec(*((None,) * stacked), "data")
     out = {}
@@ -176,7 +189,8 @@ def to_host(tree: Any) -> Any:
     """numpy copies of (possibly sharded, multi-process) arrays: every process gets all of it.
 
     Example:
-      >>> table_VxD = to_host(input_table(state))
+      >>> to_host(jax.numpy.ones((8, 2))).shape
+      (8, 2)
     """
 
     def fetch(leaf):

@@ -8,8 +8,10 @@ several panels side by side (random IDs | one-hot | learned). ``figure`` makes t
 
     >>> fig, (left, right) = figure(ncols=2)
     >>> heatmap(left, np.eye(3), ["cat", "dog", "fox"], title="one-hot")
-    >>> scatter_words(right, pca_2d(table_VxD[ids]), words, title="learned")
+    >>> points_Nx2 = pca_2d(np.random.default_rng(0).normal(size=(3, 8)))
+    >>> scatter_words(right, points_Nx2, ["cat", "dog", "fox"], title="random vectors")
     >>> save_figure(fig, "out/similarity.png")
+    PosixPath('out/similarity.png')
 """
 
 from __future__ import annotations
@@ -41,6 +43,8 @@ def figure(ncols: int = 1, nrows: int = 1, panel_inches=_PANEL_INCHES) -> tuple[
 
     Example:
       >>> fig, (left, right) = figure(ncols=2)
+      >>> fig.get_size_inches().tolist()
+      [9.2, 4.0]
     """
     fig = Figure(figsize=(panel_inches[0] * ncols, panel_inches[1] * nrows), layout="constrained")
     axes = fig.subplots(nrows, ncols, squeeze=False).reshape(-1)
@@ -51,6 +55,7 @@ def save_figure(fig: Figure, path: str | os.PathLike, dpi: int = 120) -> Path:
     """Writes ``fig`` as a PNG atomically, creating the folder; returns the path.
 
     Example:
+      >>> fig, ax = figure()
       >>> save_figure(fig, "out/one_hot.png")
       PosixPath('out/one_hot.png')
     """
@@ -118,7 +123,8 @@ def heatmap(
       aspect: "equal" (square cells) or "auto" (fill the panel: long, thin matrices).
 
     Example:
-      >>> heatmap(ax, similarity_matrix(x_NxD, x_NxD), words, title="cosine similarity")
+      >>> fig, ax = figure()
+      >>> heatmap(ax, np.array([[1.0, 0.2], [0.2, 1.0]]), ["cat", "dog"], title="cosine similarity")
     """
     values_NxM = np.asarray(matrix_NxM, dtype=np.float64)
     col_labels = row_labels if col_labels is None else col_labels
@@ -169,6 +175,8 @@ def scatter_words(
       arrows: (i, j) pairs of point indices to join by an arrow from i to j (man -> woman).
 
     Example:
+      >>> fig, ax = figure()
+      >>> vectors_NxD = np.array([[1.0, 0.9, 0], [0.9, 1.0, 0], [0, 0.1, 1], [0.1, 0, 0.9]])
       >>> scatter_words(ax, pca_2d(vectors_NxD), ["dog", "cat", "apple", "banana"])
     """
     points_Nx2 = np.asarray(points_Nx2, dtype=np.float64)
@@ -207,6 +215,10 @@ def pair_projection(
       title: the panel title.
 
     Example:
+      >>> from jaxembed.vocab import Vocab
+      >>> fig, ax = figure()
+      >>> vocab = Vocab.from_keys(["man", "woman", "king", "queen"])
+      >>> table_VxD = np.array([[1.0, 0, 0], [1, 1, 0], [1, 0, 1], [1, 1, 1]])
       >>> pair_projection(ax, table_VxD, vocab, [("man", "woman"), ("king", "queen")])
     """
     words = list(dict.fromkeys(word for pair in pairs for word in pair))
@@ -242,7 +254,10 @@ def line_plot(
       log: which axes are logarithmic: "", "x", "y" or "xy".
 
     Example:
-      >>> line_plot(ax, sizes, {"one-hot": flops_oh, "lookup": flops_lu}, "V", "FLOPs", log="xy")
+      >>> fig, ax = figure()
+      >>> sizes = np.array([1_000, 10_000, 50_257])
+      >>> flops = {"one-hot": 2 * 8 * sizes * 768, "lookup": np.full(3, 8 * 768)}
+      >>> line_plot(ax, sizes, flops, "V", "FLOPs", log="xy")
     """
     for i, (label, y) in enumerate(series.items()):
         ax.plot(x, y, marker="o" if len(x) <= 20 else None, color=f"C{i}", label=label)

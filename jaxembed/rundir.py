@@ -9,8 +9,10 @@
 Every file is written atomically. Orbax writes each checkpoint into a temporary directory and
 renames it when complete, so a killed run never leaves a half-written one.
 
-    >>> out = check_out_dir("w2v", resume=False, overwrite=False)
-    >>> table_VxD, vocab = load_table("w2v")
+    >>> check_out_dir("w2v", resume=False, overwrite=False)  # refused if w2v holds a run
+    PosixPath('w2v')
+    >>> holds_table("w2v")  # after jaxembed train ... --out w2v: True, and load_table("w2v")
+    False
 """
 
 from __future__ import annotations

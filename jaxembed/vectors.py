@@ -340,7 +340,10 @@ def check_table(table_VxD, vocab: Vocab) -> np.ndarray | jax.Array:
     Returns the table (numpy and JAX arrays as they are, anything else through `np.asarray`).
 
     Example:
-      >>> check_table(np.zeros((3, 2)), Vocab.from_keys(["a", "b"]))  # ValueError: 3 rows, 2 words
+      >>> check_table(np.zeros((3, 2)), Vocab.from_keys(["a", "b"]))
+      Traceback (most recent call last):
+      ...
+      ValueError: the table has 3 rows but the vocabulary has 2 words - ...
     """
     table_VxD = as_table(table_VxD)
     if len(table_VxD) != len(vocab):

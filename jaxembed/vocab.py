@@ -324,7 +324,8 @@ class Vocab:
         or malformed file, a bad count or a duplicate token.
 
         Example:
-          >>> Vocab.load("vocab.tsv").index_to_key  # the file written in `save`'s example
+          >>> Vocab.build(["to", "be", "or", "not", "to", "be"]).save("vocab.tsv")
+          >>> Vocab.load("vocab.tsv").index_to_key
           ('be', 'not', 'or', 'to')
         """
         path = os.fspath(path)
