@@ -32,8 +32,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
+    argv = sys.argv[1:] if argv is None else list(argv)
     args = parser.parse_args(argv)
     command = _subparser(parser, args.command)
+    args.given = given_flags(command, argv)
     if getattr(args, "func", None) is None:
         parser.print_help()
         return 2
@@ -71,6 +73,14 @@ def in_flags(message: str, parameters, parser: argparse.ArgumentParser | None) -
 
         message = re.sub(pattern, to_flag, message)
     return message
+
+
+def given_flags(parser: argparse.ArgumentParser | None, argv: list[str]) -> set[str]:
+    """The dests of the options that `argv` spells out (the parser allows no abbreviations)."""
+    if parser is None:
+        return set()
+    words = {arg.split("=", 1)[0] for arg in argv if arg.startswith("-")}
+    return {a.dest for a in parser._actions if words & set(a.option_strings)}
 
 
 def _subparser(parser: argparse.ArgumentParser, command: str | None):

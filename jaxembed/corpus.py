@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import collections
 import dataclasses
+import hashlib
 import itertools
 import json
 import lzma
@@ -53,6 +54,7 @@ class Corpus:
     sentence_starts: np.ndarray  # int64 (S+1,): sentence s is ids_N[starts[s] : starts[s + 1]]
     n_raw_words: int  # words read, before dropping rare ones (gensim's "raw words", for progress)
     n_undecodable: int = 0  # invalid UTF-8 sequences replaced by U+FFFD while reading
+    digest: str = ""  # blake2b of the files' (decompressed) bytes, in order: tells corpora apart
 
 
 # ---------------------------------------------------------------------------- reading
@@ -119,10 +121,11 @@ def _read(paths, min_count, max_size, max_sentence_length, cache_dir) -> Corpus:
     counts_U = np.zeros(0, np.int64)
     store = _BlockStore(cache_dir)
     line_lengths, n_undecodable = [], 0
+    digest = hashlib.blake2b(digest_size=16)
     try:
         for path in paths:
             n_before = store.n
-            for words, lengths, n_bad in _read_file(path):
+            for words, lengths, n_bad in _read_file(path, digest):
                 ids = np.fromiter(map(index.__getitem__, words), np.int32, len(words))
                 store.append(ids)
                 if len(index) > len(counts_U):  # grow geometrically: O(words), not O(blocks * V)
@@ -149,11 +152,14 @@ def _read(paths, min_count, max_size, max_sentence_length, cache_dir) -> Corpus:
         ids_N, starts = store.encode(remap_U, int(vocab.counts.sum()), raw_starts)
     finally:
         store.close()
-    return Corpus(vocab, ids_N, starts, int(raw_starts[-1]), n_undecodable)
+    return Corpus(vocab, ids_N, starts, int(raw_starts[-1]), n_undecodable, digest.hexdigest())
 
 
-def _read_file(path: str) -> Iterator[tuple[list[str], list[int], int]]:
-    """Yields (words, word counts of the lines completed, n_undecodable) per block of the file."""
+def _read_file(path: str, digest) -> Iterator[tuple[list[str], list[int], int]]:
+    """Yields (words, word counts of the lines completed, n_undecodable) per block of the file.
+
+    Every block read also updates `digest` (a hashlib object).
+    """
     rest, open_line, first = b"", 0, True
     with open_compressed(path) as f:
         while True:
@@ -161,6 +167,7 @@ def _read_file(path: str) -> Iterator[tuple[list[str], list[int], int]]:
                 block = f.read(_BLOCK_BYTES)
             except (OSError, EOFError, lzma.LZMAError, zlib.error) as e:
                 raise ValueError(f"{path}: compressed data is corrupt or truncated ({e})") from e
+            digest.update(block)
             if first and block.startswith(b"\xef\xbb\xbf"):  # UTF-8 byte-order mark
                 block = block[3:]
             first = False
@@ -237,8 +244,7 @@ class _BlockStore:
             self.file.close()
             raw = np.memmap(self.raw_path, np.int32, "r", shape=(self.n,))
             blocks = np.split(raw, np.cumsum(self.sizes)[:-1])
-            self.ids_path = os.path.join(self.dir, f".tmp-ids-{os.getpid()}.npy")
-            ids_N = np.lib.format.open_memmap(self.ids_path, "w+", np.int32, (n_kept,))
+            ids_N = self._new_ids_file(n_kept)
         starts = np.empty_like(raw_starts)
         raw_pos, out = 0, 0
         for i in range(len(self.sizes)):
@@ -259,6 +265,17 @@ class _BlockStore:
             os.replace(self.ids_path, os.path.join(self.dir, "ids.npy"))
             ids_N = np.load(os.path.join(self.dir, "ids.npy"), mmap_mode="r")
         return ids_N, starts
+
+    def _new_ids_file(self, n: int) -> np.ndarray:
+        """A fresh .npy file of n int32 (mkstemp: a new name, never a link), mapped for writing."""
+        fd, self.ids_path = tempfile.mkstemp(dir=self.dir, prefix=".tmp-ids-", suffix=".npy")
+        with os.fdopen(fd, "w+b") as f:
+            header = {"descr": np.dtype(np.int32).str, "fortran_order": False, "shape": (n,)}
+            np.lib.format.write_array_header_1_0(f, header)
+            offset = f.tell()
+            f.truncate(offset + 4 * n)
+            # Mapped through this handle, not reopened by name.
+            return np.memmap(f, np.int32, "r+", offset=offset, shape=(n,))
 
     def close(self) -> None:
         if self.file is not None:
@@ -314,11 +331,13 @@ def load_corpus(directory: str | os.PathLike, mmap: bool = True) -> Corpus:
         np.load(os.path.join(directory, "sentence_starts.npy")),
         meta["n_raw_words"],
         meta["n_undecodable"],
+        meta.get("digest", ""),
     )
 
 
 def _write_meta(corpus: Corpus, directory, source: dict | None) -> None:
     meta = {"n_raw_words": corpus.n_raw_words, "n_undecodable": corpus.n_undecodable}
+    meta["digest"] = corpus.digest
     meta["source"] = source
     with atomic_open(os.path.join(directory, "sentence_starts.npy")) as f:
         np.save(f, corpus.sentence_starts)

@@ -333,5 +333,10 @@ def checked_lookup(table_VxD: jax.Array, ids: Any) -> tuple[checkify.Error, jax.
       'ids must be in [0, 6); got 7 at position (0, 3) - the vocabulary has 6 tokens (`check` failed)'
     """
     _check_table(table_VxD)
-    ids = jnp.asarray(_check_dtype(ids))
-    return checkify.checkify(_lookup_with_check)(table_VxD, ids)
+    ids = _check_dtype(ids)
+    if isinstance(ids, np.ndarray) and ids.size and ids.dtype.itemsize >= 4:
+        # IDs JAX would cast to int32 (wrapping 2**32 + 1 to 1) are checked before the cast.
+        low, high = int(ids.min()), int(ids.max())
+        if low < np.iinfo(np.int32).min or high > np.iinfo(np.int32).max:
+            check_ids(ids, len(table_VxD))
+    return checkify.checkify(_lookup_with_check)(table_VxD, jnp.asarray(ids))

@@ -22,7 +22,7 @@ import jax.numpy as jnp
 import numpy as np
 import scipy.stats
 
-from jaxembed.checks import check_ids, positive_int
+from jaxembed.checks import check_ids, optional_positive_int, positive_int
 from jaxembed.vectors import (
     as_table,
     check_table,
@@ -102,6 +102,7 @@ def evaluate_analogies(
       0.4969
     """
     table_VxD = check_table(table_VxD, vocab)
+    optional_positive_int("restrict_vocab", restrict_vocab)  # 0 would score 0 of 0 questions
     ok_vocab = _ok_vocab(vocab, restrict_vocab, case_insensitive)
     sections, questions, n_questions, oov = _read_analogies(
         path, ok_vocab, case_insensitive, dummy4unknown
@@ -169,6 +170,7 @@ def evaluate_word_pairs(
       0.2631
     """
     table_VxD = check_table(table_VxD, vocab)
+    optional_positive_int("restrict_vocab", restrict_vocab)  # 0 would score 0 of 0 questions
     ok_vocab = _ok_vocab(vocab, restrict_vocab, case_insensitive)
     gold, ids, oov = [], [], 0
     with open(path, encoding=encoding) as f:
@@ -240,6 +242,7 @@ def evaluate_suite(
       >>> round(evaluate_suite(table_VxD, vocab)["wordsim353"]["spearman"], 4)
       0.5033
     """
+    optional_positive_int("restrict_vocab", restrict_vocab)  # a bad value fails every benchmark
     results = {}
     for name in names:
         start = time.perf_counter()

@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from jaxembed.checks import one_of
-from jaxembed.files import atomic_open_compressed
+from jaxembed.files import atomic_group, atomic_open_compressed
 from jaxembed.vocab import Vocab
 
 FORMATS = ("word2vec", "word2vec-binary", "glove")
@@ -48,6 +48,11 @@ def save_vectors(
     table_VxD = _check_pair(table_VxD, vocab)
     keys = vocab.index_to_key
     for i, word in enumerate(keys):
+        if not word:
+            raise ValueError(
+                f"word {i} is empty, which {format} files cannot hold (it would not read back) "
+                "- give it a name or drop it"
+            )
         if " " in word or "\n" in word or "\r" in word:
             raise ValueError(
                 f"word {word!r} (ID {i}) contains a space or line break, which {format} files "
@@ -106,12 +111,12 @@ def export_projector(
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     vectors_path, metadata_path = out / "vectors.tsv", out / "metadata.tsv"
-    with atomic_open_compressed(vectors_path) as f:
+    # Both files are replaced together: a failure leaves the old pair as it was.
+    with atomic_group([vectors_path, metadata_path]) as (vectors, metadata):
         for start in range(0, len(table_VxD), _BLOCK_ROWS):
             rows = _text_rows(table_VxD[start : start + _BLOCK_ROWS], "\t")
-            f.write("".join(r + "\n" for r in rows).encode())
-    with atomic_open_compressed(metadata_path) as f:
-        f.write("".join(w + "\n" for w in vocab.index_to_key).encode())
+            vectors.write("".join(r + "\n" for r in rows).encode())
+        metadata.write("".join(w + "\n" for w in vocab.index_to_key).encode())
     return vectors_path, metadata_path
 
 

@@ -16,7 +16,7 @@ import json
 import lzma
 import os
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import IO, Any
 
@@ -49,20 +49,46 @@ def atomic_open(path: str | os.PathLike, mode: str = "wb") -> Iterator[IO]:
       >>> open("report.md").read()
       '# Report\\n'
     """
+    with atomic_group([path], mode) as (f,):
+        yield f
+
+
+@contextlib.contextmanager
+def atomic_group(paths: Sequence[str | os.PathLike], mode: str = "wb") -> Iterator[list[IO]]:
+    """As `atomic_open` for several files that belong together: all are replaced, or none.
+
+    Each file is written to a temporary file beside it; only when every one is complete and
+    synced are they renamed into place (renames only: no data is written between them).
+
+    Example:
+      >>> with atomic_group(["vectors.tsv", "metadata.tsv"], "w") as (vectors, metadata):
+      ...     _ = vectors.write("0.1\\t0.2\\n"), metadata.write("king\\n")
+      >>> open("metadata.tsv").read()
+      'king\\n'
+    """
     if mode not in ("w", "wb"):
         raise ValueError(f"atomic_open writes whole files: mode must be 'w' or 'wb'; got {mode!r}")
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    paths = [Path(p) for p in paths]
+    temps, files = [], []
     try:
-        with os.fdopen(fd, mode, **({} if "b" in mode else {"encoding": "utf-8"})) as f:
-            yield f
+        for path in paths:
+            fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+            temps.append(tmp)
+            files.append(os.fdopen(fd, mode, **({} if "b" in mode else {"encoding": "utf-8"})))
+        yield files
+        for f, tmp in zip(files, temps, strict=True):
             f.flush()
             os.fsync(f.fileno())
-        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes files private; use the usual permissions
-        os.replace(tmp, path)
+            f.close()
+            os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes files private: the usual permissions
+        for tmp, path in zip(temps, paths, strict=True):
+            os.replace(tmp, path)
     except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
+        for f in files:
+            f.close()
+        for tmp in temps:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(tmp)
         raise
 
 

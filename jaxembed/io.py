@@ -36,6 +36,7 @@ _HEADER = re.compile(rb"\s*(\d+)[ \t]+(\d+)\s*")
 _BLOCK_ROWS = 8192  # text rows parsed per numpy call: bounds the temporary memory
 _CHUNK_BYTES = 1 << 20
 _SAMPLE_BYTES = 1 << 16  # what format detection reads after a header
+_BOM = b"\xef\xbb\xbf"  # UTF-8 byte-order mark, which some editors put first
 
 
 # ---------------------------------------------------------------------------- loading
@@ -88,7 +89,7 @@ def load_vectors(
 def _sniff(path: Path) -> tuple[str, int | None, int]:
     """Returns (format, vector count or None for GloVe, dimension) from the start of the file."""
     with open_compressed(path) as f:
-        first = f.readline(_CHUNK_BYTES)
+        first = f.readline(_CHUNK_BYTES).removeprefix(_BOM)
         header = _HEADER.fullmatch(first)
         sample = f.read(_SAMPLE_BYTES) if header else b""
     if not first:
@@ -126,7 +127,11 @@ def _read_text(
     words: list[str] = []
     rests: list[str] = []
     rows = 0
-    with open_compressed(path) as raw, io.TextIOWrapper(raw, encoding="utf-8", newline="\n") as f:
+    # utf-8-sig: a byte-order mark before the first word (or header) is not part of it.
+    with (
+        open_compressed(path) as raw,
+        io.TextIOWrapper(raw, encoding="utf-8-sig", newline="\n") as f,
+    ):
         try:
             if fmt == "word2vec":
                 f.readline()

@@ -24,9 +24,11 @@
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import json
 import math
 import os
+import shutil
 import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -178,16 +180,6 @@ def fit(
     state = tr.init_state(train_config, rows)
     if mesh is not None:
         state = jm.shard_state(state, mesh, config.split)
-    if overwrite:
-        rundir.clear(out)
-    out.mkdir(parents=True, exist_ok=True)
-    checkpoints = rundir.Checkpoints(out, config.keep_checkpoints)
-    run = Progress(settings=_settings(paths, train_config, config))
-    if resume:
-        state, saved = checkpoints.restore(state)
-        saved = Progress(**saved)
-        _check_same_settings(saved.settings, run.settings, out)
-        run = saved
     noise_probs_V = None
     if objective.negatives:
         noise_probs_V = np.zeros(rows, np.float32)
@@ -198,20 +190,38 @@ def fit(
         )
         for size in {1, config.steps_per_call}
     }
-    bar = _progress_bar(
-        corpus.n_raw_words * config.epochs, run.words, progress and jax.process_index() == 0
-    )
-    try:
-        state, finished = _train(
-            state, run, steps, checkpoints, corpus, train_config, config, mesh, bar, out
-        )
-    finally:
-        bar.close()
-        checkpoints.close()
-    table_VxD = jm.to_host(tr.input_table(state))[: len(corpus.vocab)]
-    summary = _summary(run, corpus, started) | {"finished": finished}
-    if finished and jax.process_index() == 0:
-        rundir.write_outputs(out, table_VxD, corpus.vocab, summary)
+    out.mkdir(parents=True, exist_ok=True)
+    with rundir.lock(out):
+        rundir.check_out_dir(out, resume, overwrite)  # again, now that no other run can start
+        # --overwrite trains beside the old run, which is replaced only when this one succeeds.
+        work = rundir.staging(out) if overwrite and rundir.holds_run(out) else out
+        checkpoints = rundir.Checkpoints(work, config.keep_checkpoints)
+        run = Progress(settings=_settings(paths, corpus, train_config, config))
+        bar, failed = None, True
+        try:
+            if resume:  # settings first: a state of other shapes would not restore
+                _check_same_settings(rundir.saved_settings(out), run.settings, out)
+                state, saved = checkpoints.restore(state)
+                run = Progress(**saved)
+            on_host_0 = progress and jax.process_index() == 0
+            bar = _progress_bar(corpus.n_raw_words * config.epochs, run.words, on_host_0)
+            state, finished = _train(
+                state, run, steps, checkpoints, corpus, train_config, config, mesh, bar, work
+            )
+            failed = False
+        finally:
+            if bar is not None:
+                bar.close()
+            checkpoints.close()
+            if failed and work != out:  # the old run stays as it was
+                shutil.rmtree(work, ignore_errors=True)
+        table_VxD = jm.to_host(tr.input_table(state))[: len(corpus.vocab)]
+        summary = _summary(run, corpus, started) | {"finished": finished}
+        if jax.process_index() == 0:
+            if finished:
+                rundir.write_outputs(work, table_VxD, corpus.vocab, summary)
+            if work != out:
+                rundir.replace_run(work, out)
     return FitResult(state, table_VxD, corpus.vocab, summary, train_config, config)
 
 
@@ -300,13 +310,23 @@ def _stack(group: list[dict]) -> dict:
     return {k: np.stack([b[k] for b in group]) for k in keys}
 
 
-def _settings(paths: list[str], train_config: tr.TrainConfig, config: FitConfig) -> dict:
-    """The settings a resumed run must share (not max_steps or the checkpoint schedule)."""
+def _settings(paths, corpus: Corpus, train_config: tr.TrainConfig, config: FitConfig) -> dict:
+    """The settings a resumed run must share (not max_steps or the checkpoint schedule).
+
+    The corpus is identified by its files' paths and the digest of their content, and the
+    vocabulary by a digest of its words and counts: rows learned for one word must not carry
+    on as another's.
+    """
     fit_settings = dataclasses.asdict(config)
     for name in ("max_steps", "checkpoint_every", "keep_checkpoints", "mesh", "split"):
         fit_settings.pop(name)
+    vocab = hashlib.blake2b(digest_size=16)
+    vocab.update("\n".join(corpus.vocab.index_to_key).encode())
+    vocab.update(np.asarray(corpus.vocab.counts, np.int64).tobytes())
     return {
         "corpus": [os.path.abspath(p) for p in paths],
+        "corpus_digest": corpus.digest,
+        "vocab_digest": vocab.hexdigest(),
         "train": dataclasses.asdict(train_config),
         "fit": fit_settings,
     }
@@ -326,6 +346,14 @@ def _check_same_settings(saved: dict, current: dict, out: Path) -> None:
         diffs.append(
             f"corpus: {saved.get('corpus')} in the checkpoint, {current.get('corpus')} now"
         )
+    for name, what in (
+        ("corpus_digest", "the corpus files' content"),
+        ("vocab_digest", "the vocabulary"),
+    ):
+        if saved.get(name) != current.get(name):
+            diffs.append(
+                f"{what} changed since the checkpoint ({name} {saved.get(name)} -> {current.get(name)})"
+            )
     raise ParameterError(
         f"{out} holds a run with other settings ({'; '.join(diffs)}) - resume with the same "
         "settings, or pass overwrite=True to start afresh",

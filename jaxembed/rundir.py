@@ -1,13 +1,15 @@
 """A run directory: what `jaxembed.loop.fit` writes there and how it is read back.
 
-    DIR/checkpoints/<step>/   orbax checkpoints: the TrainState and the loop's progress (JSON)
+    DIR/checkpoints/step_<N>/ orbax checkpoints: the TrainState and the loop's progress (JSON)
     DIR/vectors.txt           the learned vectors, word2vec text format (gensim reads it)
     DIR/vocab.txt             the vocabulary with its corpus counts
     DIR/table.npy             the learned input table, float32, one row per vocabulary word
     DIR/run.json              settings and metrics; written last, so it marks a finished run
 
 Every file is written atomically. Orbax writes each checkpoint into a temporary directory and
-renames it when complete, so a killed run never leaves a half-written one.
+renames it when complete, so a killed run never leaves a half-written one; it keeps the newest
+and deletes older "step_<N>" folders only, never other folders a user put there. A run holds an
+exclusive lock on DIR (`lock`), so two runs cannot write one directory.
 
     >>> check_out_dir("w2v", resume=False, overwrite=False)  # refused if w2v holds a run
     PosixPath('w2v')
@@ -17,9 +19,12 @@ renames it when complete, so a killed run never leaves a half-written one.
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import json
 import os
 import shutil
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -32,6 +37,9 @@ from jaxembed.files import atomic_open, read_npy_rows, write_json
 from jaxembed.vocab import Vocab
 
 CHECKPOINTS = "checkpoints"
+STEP_PREFIX = "step"  # checkpoint folders are step_<N>: orbax touches no other folder
+STAGING = ".overwrite"  # an --overwrite run trains here; its files replace the old ones at the end
+REPLACED = ".replaced"  # the old run files while they are being replaced
 RUN_FILES = ("run.json", "vectors.txt", "vocab.txt", "table.npy", CHECKPOINTS)
 
 
@@ -56,6 +64,15 @@ def check_out_dir(out_dir: str | os.PathLike, resume: bool, overwrite: bool) -> 
             FileExistsError(f"{out} exists and is not a directory - choose another out_dir"),
             "out_dir",
         )
+    if (out / CHECKPOINTS).is_symlink():
+        raise naming(
+            FileExistsError(
+                f"{out / CHECKPOINTS} is a symbolic link - a run keeps its checkpoints in a "
+                "folder of its own (old ones are deleted there); remove the link or choose "
+                "another out_dir"
+            ),
+            "out_dir",
+        )
     found = [name for name in RUN_FILES if (out / name).exists()]
     if resume:
         if not checkpoint_steps(out):
@@ -78,14 +95,38 @@ def check_out_dir(out_dir: str | os.PathLike, resume: bool, overwrite: bool) -> 
     return out
 
 
-def clear(out: Path) -> None:
-    """Deletes the run files in `out` (only those)."""
+def holds_run(out: Path) -> bool:
+    """Whether `out` holds any run file."""
+    return any((out / name).exists() for name in RUN_FILES)
+
+
+def staging(out: Path) -> Path:
+    """A fresh folder inside `out` where a run that will replace out's run is written."""
+    path = out / STAGING
+    if path.exists():  # what a killed --overwrite run left
+        shutil.rmtree(path)
+    path.mkdir()
+    return path
+
+
+def replace_run(new: Path, out: Path) -> None:
+    """Replaces the run files of `out` with those of `new` (a `staging` folder), then tidies.
+
+    The old files are moved aside first and deleted last; only the renames in between (no data
+    written) could be cut by a kill.
+    """
+    old = out / REPLACED
+    if old.exists():
+        shutil.rmtree(old)
+    old.mkdir()
     for name in RUN_FILES:
-        path = out / name
-        if path.is_dir():
-            shutil.rmtree(path)
-        elif path.exists():
-            path.unlink()
+        if (out / name).exists():
+            os.replace(out / name, old / name)
+    for name in RUN_FILES:
+        if (new / name).exists():
+            os.replace(new / name, out / name)
+    shutil.rmtree(old)
+    shutil.rmtree(new)
 
 
 def checkpoint_steps(out: str | os.PathLike) -> list[int]:
@@ -93,7 +134,48 @@ def checkpoint_steps(out: str | os.PathLike) -> list[int]:
     directory = Path(out) / CHECKPOINTS
     if not directory.is_dir():
         return []
-    return sorted(int(p.name) for p in directory.iterdir() if p.name.isdigit())
+    prefix = STEP_PREFIX + "_"
+    names = [p.name[len(prefix) :] for p in directory.iterdir() if p.name.startswith(prefix)]
+    return sorted(int(n) for n in names if n.isdigit())
+
+
+def saved_settings(out: str | os.PathLike) -> dict:
+    """The settings stored with the newest checkpoint of the run in `out` (see loop.fit)."""
+    steps = checkpoint_steps(out)
+    if not steps:
+        raise naming(
+            FileNotFoundError(
+                f"{out} holds no checkpoint to resume from - run without resume=True to start"
+            ),
+            "resume",
+        )
+    path = Path(out) / CHECKPOINTS / f"{STEP_PREFIX}_{steps[-1]}" / "meta" / "metadata"
+    try:
+        return json.loads(path.read_text())["settings"]
+    except (OSError, ValueError, KeyError) as err:
+        raise ValueError(
+            f"{path} is damaged ({err}) - pass overwrite=True to start afresh"
+        ) from err
+
+
+@contextlib.contextmanager
+def lock(out: Path) -> Iterator[None]:
+    """Holds an exclusive lock on the directory `out` (flock) while a run writes it."""
+    fd = os.open(out, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise naming(
+                FileExistsError(
+                    f"{out} is in use by another jaxembed run - wait for it to finish, or "
+                    "choose another out_dir"
+                ),
+                "out_dir",
+            ) from None
+        yield
+    finally:
+        os.close(fd)  # releases the lock
 
 
 # ---------------------------------------------------------------------------- checkpoints
@@ -108,7 +190,7 @@ class Checkpoints:
         # Orbax saves into "<step>.orbax-checkpoint-tmp-*" and renames it when complete; the
         # leftovers of a killed save are deleted when the next run opens the directory.
         options = ocp.CheckpointManagerOptions(
-            max_to_keep=keep, create=True, cleanup_tmp_directories=True
+            max_to_keep=keep, create=True, cleanup_tmp_directories=True, step_prefix=STEP_PREFIX
         )
         self._manager = ocp.CheckpointManager((out / CHECKPOINTS).absolute(), options=options)
 

@@ -136,7 +136,9 @@ def gpt2_encode(texts: Sequence[str], num_threads: int = 8) -> list[list[int]]:
     """Encodes many texts with GPT-2 BPE, in parallel threads (tiktoken's batch encoder).
 
     Special-token text such as "<|endoftext|>" inside `texts` is encoded as ordinary text; to
-    separate documents, append `GPT2_ENDOFTEXT_ID` to each ID list yourself.
+    separate documents, append `GPT2_ENDOFTEXT_ID` to each ID list yourself. A lone surrogate
+    (a str that is not valid Unicode, e.g. "\\ud800" from a bad decode) is encoded as U+FFFD, as
+    tiktoken does: such text does not round-trip through encode and decode.
 
     Args:
       texts: the texts (not a single str).
@@ -148,6 +150,8 @@ def gpt2_encode(texts: Sequence[str], num_threads: int = 8) -> list[list[int]]:
     Example:
       >>> gpt2_encode(["Hello, world", "Hi"])
       [[15496, 11, 995], [17250]]
+      >>> gpt2_encode(["a\\ud800b"]) == gpt2_encode(["a\\ufffdb"])  # lone surrogate -> U+FFFD
+      True
     """
     if isinstance(texts, str):
         raise TypeError("gpt2_encode takes a sequence of texts; for one text use [text]")

@@ -89,9 +89,9 @@ def test_checkpoints_are_complete_directories_and_only_the_last_few_are_kept(cor
     names = sorted(p.name for p in directory.iterdir())
     steps = rundir.checkpoint_steps(tmp_path / "run")
     assert len(steps) == 2 and steps[-1] == summary["steps"]
-    assert names == [str(s) for s in steps]  # no temporary directories left behind
+    assert names == [f"step_{s}" for s in steps]  # no temporary directories left behind
     for step in steps:
-        assert {p.name for p in (directory / str(step)).iterdir()} >= {"state", "meta"}
+        assert {p.name for p in (directory / f"step_{step}").iterdir()} >= {"state", "meta"}
 
 
 def test_an_output_directory_holding_a_run_is_refused_unless_resume_or_overwrite(corpus, tmp_path):
@@ -171,7 +171,9 @@ def test_a_diverging_loss_stops_the_run_and_keeps_the_last_good_checkpoint(corpu
     assert steps, "the first step had a finite loss and table: it was checkpointed"
     import orbax.checkpoint as ocp
 
-    restored = ocp.CheckpointManager((out / "checkpoints").absolute()).restore(steps[-1])
+    options = ocp.CheckpointManagerOptions(step_prefix=rundir.STEP_PREFIX)
+    manager = ocp.CheckpointManager((out / "checkpoints").absolute(), options=options)
+    restored = manager.restore(steps[-1])
     for table in (restored["state"]["params"]["embed"], restored["state"]["params"]["out"]):
         assert np.all(np.isfinite(np.asarray(table)))
 
@@ -217,7 +219,7 @@ def test_leftovers_of_a_killed_checkpoint_save_are_ignored_and_removed(corpus, t
     fit = loop.FitConfig(**{**vars(FIT), "max_steps": 6})
     loop.fit([corpus], out, TRAIN, fit, progress=False)
     # What a kill during orbax's save leaves: a temporary directory, never renamed.
-    leftover = out / "checkpoints" / "9.orbax-checkpoint-tmp-1234"
+    leftover = out / "checkpoints" / "step_9.orbax-checkpoint-tmp-1234"
     (leftover / "state").mkdir(parents=True)
     assert rundir.checkpoint_steps(out) == [6]
     summary = loop.fit([corpus], out, TRAIN, FIT, resume=True, progress=False).summary

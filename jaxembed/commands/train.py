@@ -20,6 +20,7 @@ def register(subparsers) -> None:
     """Adds the `train` subcommand."""
     p = subparsers.add_parser(
         "train",
+        allow_abbrev=False,  # --resume tells the flags given from the defaults by their names
         help="learn an embedding table from text",
         description="Learn a token table from text files: word2vec skip-gram or CBOW with "
         "negative sampling, or next-token prediction. Writes DIR/vectors.txt (word2vec text "
@@ -126,6 +127,18 @@ def _parse_mesh(text: str | None, devices: int | None) -> tuple[int, int] | None
     return data, model
 
 
+def _take_saved_settings(args: argparse.Namespace) -> None:
+    """--resume: the flags not given take the run's saved settings (given ones are compared)."""
+    from jaxembed import rundir
+
+    saved = rundir.saved_settings(args.out)
+    given = getattr(args, "given", set())
+    for group in ("train", "fit"):
+        for name, value in saved.get(group, {}).items():
+            if hasattr(args, name) and name not in given:
+                setattr(args, name, value)
+
+
 def run_train(args: argparse.Namespace) -> int:
     """Runs `jaxembed train`; returns the exit code."""
     if args.devices is not None:
@@ -136,6 +149,8 @@ def run_train(args: argparse.Namespace) -> int:
     from jaxembed.loop import FitConfig, fit
     from jaxembed.train import TrainConfig
 
+    if args.resume:
+        _take_saved_settings(args)
     train = TrainConfig(
         objective=args.objective,
         dim=args.dim,

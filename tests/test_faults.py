@@ -1,0 +1,241 @@
+"""Nothing lost under faults: overwrite, concurrent runs, shared checkpoint folders, temp files."""
+
+import contextlib
+import os
+
+import numpy as np
+import pytest
+
+from jaxembed import export, files, loop, rundir
+from jaxembed.corpus import read_corpus
+from jaxembed.export import export_projector
+from jaxembed.train import TrainConfig
+from jaxembed.vocab import Vocab
+
+TRAIN = TrainConfig(dim=8, seed=3)
+FIT = loop.FitConfig(window=2, sample=0.0, min_count=1, epochs=1, batch_size=64, steps_per_call=1)
+
+
+@pytest.fixture(scope="module")
+def corpus(tmp_path_factory):
+    rng = np.random.default_rng(0)
+    words = [f"w{i}" for i in range(24)]
+    lines = [" ".join(words[j] for j in rng.integers(0, 24, 8)) for _ in range(200)]
+    path = tmp_path_factory.mktemp("corpus") / "corpus.txt"
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def _snapshot(out):
+    """Every file under `out` with its bytes."""
+    return {
+        os.path.relpath(os.path.join(d, f), out): open(os.path.join(d, f), "rb").read()
+        for d, _, names in os.walk(out)
+        for f in names
+    }
+
+
+def test_a_failed_overwrite_keeps_the_old_run(corpus, tmp_path):
+    out = tmp_path / "run"
+    loop.fit([corpus], out, TRAIN, FIT, progress=False)
+    before = _snapshot(out)
+    wild = TrainConfig(dim=8, lr=1e30, min_lr=1e30)
+    with pytest.raises(ValueError, match="loss became|NaN or infinite"):
+        loop.fit([corpus], out, wild, FIT, overwrite=True, progress=False)
+    assert _snapshot(out) == before  # nothing of the failed run is left either
+
+
+def test_a_successful_overwrite_replaces_the_run_and_can_be_resumed(corpus, tmp_path):
+    out = tmp_path / "run"
+    loop.fit([corpus], out, TRAIN, FIT, progress=False)
+    (out / "notes.txt").write_text("mine")  # not a run file: kept
+    old_table = (out / "table.npy").read_bytes()
+    other = TrainConfig(dim=8, seed=4)
+    result = loop.fit([corpus], out, other, FIT, overwrite=True, progress=False)
+    assert (out / "table.npy").read_bytes() != old_table
+    np.testing.assert_array_equal(np.load(out / "table.npy"), result.table_VxD)
+    assert sorted(p.name for p in out.iterdir()) == sorted(
+        ["checkpoints", "notes.txt", "run.json", "table.npy", "vectors.txt", "vocab.txt"]
+    )
+    assert rundir.checkpoint_steps(out) == [result.summary["steps"]]
+    resumed = loop.fit([corpus], out, other, FIT, resume=True, progress=False)  # nothing left to do
+    np.testing.assert_array_equal(resumed.table_VxD, result.table_VxD)
+
+
+def test_a_second_run_on_the_same_directory_is_refused(corpus, tmp_path):
+    out = tmp_path / "run"
+    out.mkdir()
+    with rundir.lock(out):  # another process's run, as far as flock is concerned
+        with pytest.raises(FileExistsError, match="in use by another jaxembed run"):
+            loop.fit([corpus], out, TRAIN, FIT, progress=False)
+    assert not any(out.iterdir())
+    loop.fit([corpus], out, TRAIN, FIT, progress=False)  # the lock is released with its holder
+
+
+def test_a_symlinked_checkpoints_folder_is_refused(corpus, tmp_path):
+    shared = tmp_path / "shared"
+    (shared / "1").mkdir(parents=True)
+    (tmp_path / "run").mkdir()
+    (tmp_path / "run" / "checkpoints").symlink_to(shared)
+    with pytest.raises(FileExistsError, match="symbolic link"):
+        loop.fit([corpus], tmp_path / "run", TRAIN, FIT, overwrite=True, progress=False)
+    assert (shared / "1").is_dir()
+
+
+def test_only_checkpoints_the_run_wrote_are_deleted(corpus, tmp_path):
+    out = tmp_path / "run"
+    fit = loop.FitConfig(
+        **{**vars(FIT), "max_steps": 2, "checkpoint_every": 1, "keep_checkpoints": 1}
+    )
+    loop.fit([corpus], out, TRAIN, fit, progress=False)
+    victim = out / "checkpoints" / "1"
+    victim.mkdir()
+    (victim / "notes.txt").write_text("not a checkpoint")
+    loop.fit(
+        [corpus],
+        out,
+        TRAIN,
+        loop.FitConfig(**{**vars(fit), "max_steps": None}),
+        resume=True,
+        progress=False,
+    )
+    assert (victim / "notes.txt").read_text() == "not a checkpoint"
+    assert len(rundir.checkpoint_steps(out)) == 1
+
+
+def test_resume_refuses_a_changed_corpus_at_the_same_path(corpus, tmp_path):
+    path = tmp_path / "c.txt"
+    lines = corpus.read_text().splitlines()
+    path.write_text("\n".join(lines) + "\n")
+    out = tmp_path / "run"
+    loop.fit([path], out, TRAIN, loop.FitConfig(**{**vars(FIT), "max_steps": 3}), progress=False)
+    path.write_text("\n".join(lines[::-1]) + "\n")  # the same words, other lines: same vocabulary
+    with pytest.raises(ValueError, match="the corpus files' content changed since the checkpoint"):
+        loop.fit([path], out, TRAIN, FIT, resume=True, progress=False)
+    path.write_text("\n".join(lines[:100]) + "\n")  # other counts
+    with pytest.raises(ValueError, match="the vocabulary changed since the checkpoint"):
+        loop.fit([path], out, TRAIN, FIT, resume=True, progress=False)
+
+
+def test_the_corpus_cache_never_follows_a_planted_link(corpus, tmp_path):
+    cache = tmp_path / "cache"
+    cache.mkdir()
+    target = tmp_path / "precious.txt"
+    target.write_text("keep me")
+    for name in (f".tmp-ids-{os.getpid()}.npy", f".tmp-raw-{os.getpid()}"):  # old, guessable names
+        (cache / name).symlink_to(target)
+    read_corpus(corpus, min_count=1, cache_dir=cache)
+    assert target.read_text() == "keep me"
+    assert not [p for p in cache.iterdir() if p.name.startswith(".tmp") and not p.is_symlink()]
+
+
+def test_atomic_group_replaces_all_files_or_none(tmp_path):
+    a, b = tmp_path / "a.txt", tmp_path / "b.txt"
+    a.write_text("old a")
+    b.write_text("old b")
+    with pytest.raises(RuntimeError), files.atomic_group([a, b], "w") as (fa, fb):
+        fa.write("new a")
+        fb.write("new")
+        raise RuntimeError("disk full")
+    assert (a.read_text(), b.read_text()) == ("old a", "old b")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.txt", "b.txt"]
+    with files.atomic_group([a, b], "w") as (fa, fb):
+        fa.write("new a")
+        fb.write("new b")
+    assert (a.read_text(), b.read_text()) == ("new a", "new b")
+
+
+def test_a_projector_export_failing_halfway_keeps_the_old_pair(tmp_path, monkeypatch):
+    vocab = Vocab.from_keys(["king", "queen"])
+    export_projector(np.zeros((2, 3), np.float32), vocab, tmp_path)
+    before = _snapshot(tmp_path)
+    real = files.atomic_group
+
+    @contextlib.contextmanager
+    def metadata_disk_full(paths, mode="wb"):
+        with real(paths, mode) as (vectors, metadata):
+
+            class Full:
+                def write(self, data):
+                    raise OSError(28, "No space left on device")
+
+            yield vectors, Full()
+
+    monkeypatch.setattr(export, "atomic_group", metadata_disk_full)
+    with pytest.raises(OSError, match="No space left"):
+        export_projector(np.ones((2, 3), np.float32), vocab, tmp_path)
+    assert _snapshot(tmp_path) == before
+
+
+# ---------------------------------------------------------------------------- silently wrong
+
+
+@pytest.mark.parametrize("bad", [2**32 + 1, 2**40, -(2**33)])
+def test_ids_beyond_int32_are_refused_before_any_cast(bad):
+    import jax.numpy as jnp
+
+    from jaxembed.embed import checked_lookup, lookup
+
+    table = jnp.arange(18.0).reshape(6, 3)
+    for call in (checked_lookup, lookup):
+        with pytest.raises(ValueError, match=rf"ids must be in \[0, 6\); got {bad} at position 1"):
+            call(table, np.array([0, bad]))
+    err, _ = checked_lookup(table, np.array([0, 7]))  # representable IDs: checked at run time
+    assert "got 7" in err.get()
+
+
+@pytest.mark.parametrize("header", ["", "2 2\n"])
+def test_a_byte_order_mark_is_not_part_of_the_first_word(tmp_path, header):
+    from jaxembed.io import load_vectors
+
+    path = tmp_path / "v.txt"
+    path.write_bytes(b"\xef\xbb\xbf" + (header + "king 1 2\nqueen 3 4\n").encode())
+    table_VxD, vocab = load_vectors(path)
+    assert vocab.index_to_key == ("king", "queen")
+    np.testing.assert_array_equal(table_VxD, [[1, 2], [3, 4]])
+
+
+def test_an_empty_word_is_refused_when_saving(tmp_path):
+    from jaxembed.export import save_vectors
+
+    with pytest.raises(ValueError, match="word 1 is empty"):
+        save_vectors(np.zeros((2, 2), np.float32), Vocab.from_keys(["a", ""]), tmp_path / "v.txt")
+    assert not (tmp_path / "v.txt").exists()
+
+
+@pytest.mark.parametrize("restrict", [0, -5])
+def test_restrict_vocab_must_be_positive(tmp_path, capsys, restrict):
+    from jaxembed import cli
+    from jaxembed.export import save_vectors
+
+    save_vectors(
+        np.eye(3, dtype=np.float32), Vocab.from_keys(["king", "queen", "man"]), tmp_path / "v.txt"
+    )
+    code = cli.main(["evaluate", str(tmp_path / "v.txt"), "--restrict-vocab", str(restrict)])
+    assert code == 2
+    assert (
+        f"--restrict-vocab must be a positive integer or None; got {restrict}"
+        in capsys.readouterr().err
+    )
+
+
+def test_resume_takes_the_runs_saved_settings(corpus, tmp_path, capsys):
+    from jaxembed import cli
+
+    out = str(tmp_path / "run")
+    first = [str(corpus), "--out", out, "--dim", "16", "--sample", "1e-4", "--window", "2"]
+    first += ["--min-count", "1", "--batch-size", "64", "--steps-per-call", "1", "--no-progress"]
+    assert cli.main(["train", *first, "--max-steps", "3"]) == 0
+    # The README's line: the corpus, the directory and --resume, nothing else.
+    assert cli.main(["train", str(corpus), "--out", out, "--resume", "--no-progress"]) == 0
+    settings = rundir.read_summary(out)["settings"]
+    assert settings["train"]["dim"] == 16 and settings["fit"]["sample"] == 1e-4
+    assert np.load(tmp_path / "run" / "table.npy").shape[1] == 16
+    capsys.readouterr()
+    again = ["train", str(corpus), "--out", out, "--resume", "--dim", "32", "--epochs", "2"]
+    assert cli.main(again) == 2
+    err = capsys.readouterr().err
+    assert (
+        "dim: 16 in the checkpoint, 32 now" in err and "epochs: 5 in the checkpoint, 2 now" in err
+    )
+    assert "--overwrite" in err
