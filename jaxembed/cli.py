@@ -45,7 +45,14 @@ def main(argv: list[str] | None = None) -> int:
         # The reader left (`jaxembed similar ... | head`): stop quietly with the shell's status.
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 128 + signal.SIGPIPE
-    except (ValueError, KeyError, FileNotFoundError, FileExistsError, ImportError) as err:
+    except (
+        ValueError,
+        KeyError,
+        FileNotFoundError,
+        FileExistsError,
+        PermissionError,
+        ImportError,
+    ) as err:
         # Library errors already name the fix; show them without a traceback.
         message = str(err.args[0] if isinstance(err, KeyError) and err.args else err)
         message = in_flags(message, getattr(err, "parameters", ()), command)

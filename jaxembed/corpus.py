@@ -170,6 +170,8 @@ def _read_file(path: str, digest) -> Iterator[tuple[list[str], list[int], int]]:
             digest.update(block)
             if first and block.startswith(b"\xef\xbb\xbf"):  # UTF-8 byte-order mark
                 block = block[3:]
+            if first:
+                _refuse_utf16(path, block)
             first = False
             data = rest + block
             # Cut after the last ASCII whitespace: a word or a UTF-8 sequence is never split.
@@ -183,6 +185,17 @@ def _read_file(path: str, digest) -> Iterator[tuple[list[str], list[int], int]]:
                 yield text.split(), [*lengths, open_line], n_bad
                 return
             yield text.split(), lengths, n_bad
+
+
+def _refuse_utf16(path: str, block: bytes) -> None:
+    """UTF-16 text (a BOM, or every other byte NUL) would train on NUL-interleaved garbage."""
+    head = block[:4096]
+    bom = head.startswith((b"\xff\xfe", b"\xfe\xff"))
+    if bom or (len(head) >= 16 and head.count(0) >= len(head) // 3):
+        raise ValueError(
+            f"{path} looks like UTF-16 text ({'a UTF-16 byte-order mark' if bom else 'NUL bytes'}"
+            "), not UTF-8 - convert it first, e.g. iconv -f UTF-16 -t UTF-8 FILE > FILE.utf8"
+        )
 
 
 def _decode(data: bytes) -> tuple[str, int]:

@@ -114,12 +114,22 @@ def open_compressed(path: str | os.PathLike) -> IO[bytes]:
       >>> with open_compressed("corpus.txt.xz") as f: f.readline()
       b'the first line\\n'
     """
-    with open(path, "rb") as f:
-        magic = f.read(6)
+    raw = open(path, "rb")  # opened once and peeked at: a pipe (<(cat f)) cannot be read twice
+    magic = raw.peek(6)[:6]
     for prefix, opener in _MAGIC_OPENERS:
         if magic.startswith(prefix):
-            return opener(path, "rb")
-    return open(path, "rb")
+            stream = opener(raw, "rb")
+            close = stream.close
+
+            def close_both(close=close):  # the decompressor leaves a file it was given open
+                try:
+                    close()
+                finally:
+                    raw.close()
+
+            stream.close = close_both
+            return stream
+    return raw
 
 
 def open_text(path: str | os.PathLike) -> IO[str]:

@@ -123,7 +123,7 @@ def _read_text(
     if count is None:  # GloVe has no header: count the lines first rather than grow the table
         count = _count_lines(path, limit)
     n = count if limit is None else min(count, limit)
-    table_VxD = np.empty((n, dim), dtype=np.float32)
+    table_VxD = _allocate(n, dim, path)
     words: list[str] = []
     rests: list[str] = []
     rows = 0
@@ -172,6 +172,7 @@ def _read_text(
                 f"{rows} (line {first_line + rows - 1}); fix the COUNT in line 1 or get the file again"
             )
         table_VxD = table_VxD[:rows]  # GloVe ending in blank lines, which were counted
+    _check_finite(table_VxD, words, path, first_line, "line")
     return table_VxD, _vocab_from_words(words, path, first_line, "line")
 
 
@@ -212,7 +213,7 @@ def _parse_line(word: str, rest: str, dim: int, line_no: int, path: Path) -> np.
 def _read_binary(path: Path, count: int, dim: int, limit: int | None) -> tuple[np.ndarray, Vocab]:
     """Parses Google News style binary records into a preallocated table, chunk by chunk."""
     n = count if limit is None else min(count, limit)
-    table_VxD = np.empty((n, dim), dtype=np.float32)
+    table_VxD = _allocate(n, dim, path)
     record_bytes = 4 * dim
     words = []
     with open_compressed(path) as f:
@@ -241,7 +242,32 @@ def _read_binary(path: Path, count: int, dim: int, limit: int | None) -> tuple[n
                 f"{path}: more data after the {count} vectors the header promises - "
                 "fix the COUNT in line 1"
             )
+    _check_finite(table_VxD, words, path, 1, "vector")
     return table_VxD, _vocab_from_words(words, path, 1, "vector")
+
+
+def _allocate(n: int, dim: int, path: Path) -> np.ndarray:
+    try:
+        return np.empty((n, dim), dtype=np.float32)
+    except MemoryError:
+        raise ValueError(
+            f"{path}: the header promises {n} vectors of {dim} values ({4 * n * dim / 2**30:,.1f} "
+            "GiB), more than this machine can hold - fix the COUNT in line 1, or pass limit"
+        ) from None
+
+
+def _check_finite(
+    table_VxD: np.ndarray, words: list[str], path: Path, first: int, unit: str
+) -> None:
+    """Refuses NaN, infinite or float32-overflowing values: they would rank first or poison scores."""
+    finite_V = np.isfinite(table_VxD).all(axis=1)
+    if not finite_V.all():
+        i = int(np.argmin(finite_V))
+        raise ValueError(
+            f"{path}, {unit} {first + i}: the vector of {words[i]!r} holds "
+            f"{table_VxD[i][~np.isfinite(table_VxD[i])][0]} (NaN, infinite, or beyond float32's "
+            f"range) - fix or drop that {unit}"
+        )
 
 
 def _count_lines(path: Path, limit: int | None) -> int:

@@ -237,11 +237,15 @@ def _train(state, run, steps, checkpoints, corpus, train_config, config, mesh, b
         loss_sum = float(np.sum(np.asarray(metrics["loss_sum"], np.float64)))
         count = float(np.sum(np.asarray(metrics["count"], np.float64)))
         if not math.isfinite(loss_sum):
+            where = (
+                f"the last good checkpoint is step {last_checkpoint} in {out / rundir.CHECKPOINTS} "
+                "(resume=True continues from it)"
+                if checkpoints.latest_step() is not None
+                else "no checkpoint was written yet: start again"
+            )
             raise ParameterError(
                 f"the loss became {loss_sum} at step {run.step + len(group)} (epoch "
-                f"{run.epoch + 1}) - lower lr (now {train_config.lr}); the last good checkpoint "
-                f"is step {last_checkpoint} in {out / rundir.CHECKPOINTS} (resume=True "
-                "continues from it)",
+                f"{run.epoch + 1}) - lower lr (now {train_config.lr}); {where}",
                 "lr",
                 "resume",
             )
@@ -253,9 +257,13 @@ def _train(state, run, steps, checkpoints, corpus, train_config, config, mesh, b
     def checkpoint() -> None:
         run.train_seconds = time.perf_counter() - train_start
         if not bool(jax.numpy.isfinite(tr.input_table(state)).all()):
+            kept = (
+                "the last good checkpoint is kept"
+                if checkpoints.latest_step() is not None
+                else ("no checkpoint was written yet: start again")
+            )
             raise ParameterError(
-                f"the table holds NaN or infinite values at step {run.step} - lower lr; the "
-                "last good checkpoint is kept",
+                f"the table holds NaN or infinite values at step {run.step} - lower lr; {kept}",
                 "lr",
             )
         checkpoints.save(run.step, state, dataclasses.asdict(run))

@@ -24,6 +24,7 @@ import fcntl
 import json
 import os
 import shutil
+import warnings
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -73,7 +74,14 @@ def check_out_dir(out_dir: str | os.PathLike, resume: bool, overwrite: bool) -> 
             ),
             "out_dir",
         )
-    found = [name for name in RUN_FILES if (out / name).exists()]
+    writable = next(p for p in (out, *out.absolute().parents) if p.exists())
+    if not os.access(writable, os.W_OK):
+        raise naming(
+            PermissionError(f"{writable} is not writable - choose another out_dir"), "out_dir"
+        )
+    # A run killed before its first checkpoint leaves an empty checkpoints/: no run to resume.
+    found = [n for n in RUN_FILES if n != CHECKPOINTS and (out / n).exists()]
+    found += [CHECKPOINTS] if checkpoint_steps(out) else []
     if resume:
         if not checkpoint_steps(out):
             raise naming(
@@ -149,13 +157,17 @@ def saved_settings(out: str | os.PathLike) -> dict:
             ),
             "resume",
         )
-    path = Path(out) / CHECKPOINTS / f"{STEP_PREFIX}_{steps[-1]}" / "meta" / "metadata"
-    try:
-        return json.loads(path.read_text())["settings"]
-    except (OSError, ValueError, KeyError) as err:
-        raise ValueError(
-            f"{path} is damaged ({err}) - pass overwrite=True to start afresh"
-        ) from err
+    problems = []
+    for step in reversed(steps):  # a damaged newest checkpoint: the run's settings are in each
+        path = Path(out) / CHECKPOINTS / f"{STEP_PREFIX}_{step}" / "meta" / "metadata"
+        try:
+            return json.loads(path.read_text())["settings"]
+        except (OSError, ValueError, KeyError, TypeError) as err:
+            problems.append(f"{path}: {err}")
+    raise ValueError(
+        f"no readable checkpoint in {out} ({'; '.join(problems)}) - pass overwrite=True to "
+        "start afresh"
+    )
 
 
 @contextlib.contextmanager
@@ -192,19 +204,26 @@ class Checkpoints:
         options = ocp.CheckpointManagerOptions(
             max_to_keep=keep, create=True, cleanup_tmp_directories=True, step_prefix=STEP_PREFIX
         )
-        self._manager = ocp.CheckpointManager((out / CHECKPOINTS).absolute(), options=options)
+        self.directory = (out / CHECKPOINTS).absolute()
+        self._manager = ocp.CheckpointManager(self.directory, options=options)
 
     def latest_step(self) -> int | None:
         return self._manager.latest_step()
 
     def save(self, step: int, state: Any, meta: dict) -> None:
+        """Saves `state` and `meta`, with checksums of the state's arrays in the meta."""
         import orbax.checkpoint as ocp
 
+        meta = {**meta, "checksums": checksums(state)}
         args = ocp.args.Composite(state=ocp.args.StandardSave(state), meta=ocp.args.JsonSave(meta))
         self._manager.save(step, args=args, force=True)
 
     def restore(self, target: Any) -> tuple[Any, dict]:
-        """The newest checkpoint's state, laid out (shapes, shardings) as `target`, and meta."""
+        """The newest intact checkpoint's state, laid out (shapes, shardings) as `target`, and meta.
+
+        A checkpoint that cannot be read or whose arrays do not match their checksums is
+        skipped with a warning, and the next older one is tried.
+        """
         import orbax.checkpoint as ocp
 
         abstract = jax.tree.map(
@@ -213,13 +232,62 @@ class Checkpoints:
         args = ocp.args.Composite(
             state=ocp.args.StandardRestore(abstract), meta=ocp.args.JsonRestore()
         )
-        restored = self._manager.restore(self._manager.latest_step(), args=args)
-        return restored["state"], dict(restored["meta"])
+        problems = []
+        for step in sorted(self._manager.all_steps(), reverse=True):
+            try:
+                restored = self._manager.restore(step, args=args)
+                state, meta = restored["state"], dict(restored["meta"])
+                if "checksums" in meta and meta.pop("checksums") != checksums(state):
+                    raise ValueError("its arrays do not match their checksums")
+            except Exception as err:  # orbax and tensorstore raise many kinds for damaged files
+                problems.append(f"step {step}: {str(err).splitlines()[0][:200]}")
+                warnings.warn(
+                    f"checkpoint step {step} in {self.directory} is damaged ({problems[-1]}) - "
+                    "trying an older one",
+                    RuntimeWarning,
+                    stacklevel=2,
+                )
+                continue
+            if problems:  # set the damaged newer ones aside: this run will write those steps again
+                for newer in (s for s in self._manager.all_steps() if s > step):
+                    shutil.rmtree(self.directory / f"{STEP_PREFIX}_{newer}", ignore_errors=True)
+                self._manager.reload()
+            return state, meta
+        raise ValueError(
+            f"no intact checkpoint in {self.directory} ({'; '.join(problems) or 'none found'}) "
+            "- pass overwrite=True to start afresh"
+        )
 
     def close(self) -> None:
         """Waits for a save in flight, then releases the manager."""
         self._manager.wait_until_finished()
         self._manager.close()
+
+
+def checksums(state: Any) -> list[list[int]]:
+    """Two 32-bit checksums per array of `state`: its words' sum, and their sum weighted by position.
+
+    Any single flipped bit changes the plain sum; the weighted sum also catches moved words.
+    Computed where the arrays are (sharded or not), so only two numbers per array travel.
+    """
+    leaves = jax.tree.leaves(state)
+    return [[int(x) for x in np.asarray(s)] for s in _checksums(leaves)]
+
+
+@jax.jit
+def _checksums(leaves: list[jax.Array]) -> list[jax.Array]:
+    def one(x):
+        x = jax.numpy.asarray(x)
+        if x.dtype.itemsize == 4:
+            words = jax.lax.bitcast_convert_type(x, jax.numpy.uint32).ravel()
+        else:
+            words = x.astype(jax.numpy.uint32).ravel()
+        weights = jax.numpy.arange(1, words.size + 1, dtype=jax.numpy.uint32)
+        return jax.numpy.stack(
+            [words.sum(dtype=jax.numpy.uint32), (words * weights).sum(dtype=jax.numpy.uint32)]
+        )
+
+    return [one(x) for x in leaves]
 
 
 # ---------------------------------------------------------------------------- outputs
@@ -233,6 +301,9 @@ def write_outputs(out: Path, table_VxD: np.ndarray, vocab: Vocab, summary: dict)
     with atomic_open(out / "table.npy") as f:
         np.save(f, table_VxD)
     write_json(out / "run.json", summary, indent=1)
+    for name in ("vectors.txt", "vocab.txt", "table.npy", "run.json"):  # what killed runs left
+        for leftover in out.glob(f".{name}.*.tmp"):
+            leftover.unlink(missing_ok=True)
 
 
 def read_summary(out: str | os.PathLike) -> dict:
@@ -257,7 +328,13 @@ def load_table(path: str | os.PathLike, limit: int | None = None) -> tuple[np.nd
     """
     path = Path(path)
     vocab = Vocab.load(path / "vocab.txt")
-    shape = np.load(path / "table.npy", mmap_mode="r").shape
+    try:
+        shape = np.load(path / "table.npy", mmap_mode="r").shape
+    except (OSError, ValueError) as err:
+        raise ValueError(
+            f"{path / 'table.npy'} is damaged or truncated ({err}) - train again, or load "
+            f"{path / 'vectors.txt'} instead"
+        ) from err
     if len(shape) != 2 or shape[0] != len(vocab):
         raise ValueError(
             f"{path}: table.npy has shape {shape} but vocab.txt has {len(vocab)} tokens "

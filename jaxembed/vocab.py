@@ -361,6 +361,10 @@ class Vocab:
                     f"{path}: line {lineno}: duplicate token {token!r} (first on line "
                     f"{seen[token]}) - a vocabulary maps each token to one ID"
                 )
+            if int(count) >= 2**63:
+                raise ValueError(
+                    f"{path}: line {lineno}: count {count[:30]} is too large (counts are int64)"
+                )
             seen[token] = lineno
             keys.append(token)
             counts.append(int(count))

@@ -239,3 +239,132 @@ def test_resume_takes_the_runs_saved_settings(corpus, tmp_path, capsys):
         "dim: 16 in the checkpoint, 32 now" in err and "epochs: 5 in the checkpoint, 2 now" in err
     )
     assert "--overwrite" in err
+
+
+def _damage_flip(step_dir):
+    blobs = [p for p in step_dir.joinpath("state").rglob("*") if p.is_file()]
+    blob = max(blobs, key=lambda p: p.stat().st_size)
+    data = bytearray(blob.read_bytes())
+    data[len(data) // 2] ^= 0x10
+    blob.write_bytes(bytes(data))
+
+
+def _damage_truncate(step_dir):
+    blobs = [p for p in step_dir.joinpath("state").rglob("*") if p.is_file()]
+    blob = max(blobs, key=lambda p: p.stat().st_size)
+    blob.write_bytes(blob.read_bytes()[: blob.stat().st_size // 2])
+
+
+def _damage_no_state(step_dir):
+    import shutil
+
+    shutil.rmtree(step_dir / "state")
+
+
+def _damage_meta(step_dir):
+    (step_dir / "meta" / "metadata").write_text("{not json")
+
+
+@pytest.mark.parametrize("damage", [_damage_flip, _damage_truncate, _damage_no_state, _damage_meta])
+def test_a_damaged_newest_checkpoint_falls_back_to_an_older_one(corpus, tmp_path, damage):
+    fit = loop.FitConfig(**{**vars(FIT), "epochs": 2, "checkpoint_every": 4, "keep_checkpoints": 2})
+    whole = loop.fit([corpus], tmp_path / "whole", TRAIN, fit, progress=False)
+    part = tmp_path / "part"
+    loop.fit(
+        [corpus], part, TRAIN, loop.FitConfig(**{**vars(fit), "max_steps": 12}), progress=False
+    )
+    assert rundir.checkpoint_steps(part) == [8, 12]
+    damage(part / "checkpoints" / "step_12")
+    with pytest.warns(RuntimeWarning, match="checkpoint step 12 .* is damaged"):
+        resumed = loop.fit([corpus], part, TRAIN, fit, resume=True, progress=False)
+    np.testing.assert_array_equal(resumed.table_VxD, whole.table_VxD)
+
+
+def test_a_stray_empty_checkpoint_folder_is_skipped(corpus, tmp_path):
+    out = tmp_path / "run"
+    fit = loop.FitConfig(**{**vars(FIT), "max_steps": 4, "checkpoint_every": 4})
+    loop.fit([corpus], out, TRAIN, fit, progress=False)
+    (out / "checkpoints" / "step_999").mkdir()
+    with pytest.warns(RuntimeWarning, match="step 999"):
+        result = loop.fit([corpus], out, TRAIN, FIT, resume=True, progress=False)
+    assert result.summary["finished"]
+
+
+def test_a_run_killed_before_its_first_checkpoint_starts_over(corpus, tmp_path):
+    out = tmp_path / "run"
+    (out / "checkpoints").mkdir(parents=True)  # all a kill during the first steps leaves
+    assert loop.fit([corpus], out, TRAIN, FIT, progress=False).summary["finished"]
+
+
+def test_a_piped_corpus_is_read_whole(corpus, tmp_path):
+    read, write = os.pipe()
+    data = corpus.read_bytes()
+    pid = os.fork()
+    if pid == 0:  # the writer
+        os.close(read)
+        os.write(write, data)
+        os._exit(0)
+    os.close(write)
+    try:
+        piped = read_corpus(f"/dev/fd/{read}", min_count=1)
+    finally:
+        os.close(read)
+        os.waitpid(pid, 0)
+    direct = read_corpus(corpus, min_count=1)
+    assert piped.n_raw_words == direct.n_raw_words and piped.vocab == direct.vocab
+
+
+@pytest.mark.parametrize("encoding", ["utf-16", "utf-16-le"])
+def test_a_utf16_corpus_is_refused(tmp_path, encoding):
+    path = tmp_path / "c.txt"
+    path.write_text("the cat sat on the mat\n" * 20, encoding=encoding)
+    with pytest.raises(ValueError, match="looks like UTF-16 .* iconv"):
+        read_corpus(path, min_count=1)
+
+
+def test_non_finite_vectors_are_refused_naming_word_and_line(tmp_path):
+    from jaxembed.io import load_vectors
+
+    (tmp_path / "v.txt").write_text("3 2\nking 1 2\nqueen nan 4\nman 1e40 1\n")
+    with pytest.raises(ValueError, match="line 3: the vector of 'queen' holds nan"):
+        load_vectors(tmp_path / "v.txt")
+    (tmp_path / "g.txt").write_text("king 1 2\nman 1e40 1\n")
+    with pytest.raises(ValueError, match="line 2: the vector of 'man' holds inf"):
+        load_vectors(tmp_path / "g.txt")
+
+
+def test_leftover_temporary_outputs_are_removed_by_the_next_run(corpus, tmp_path):
+    out = tmp_path / "run"
+    out.mkdir()
+    (out / ".vectors.txt.abc123.tmp").write_text("half a file")
+    loop.fit([corpus], out, TRAIN, FIT, progress=False)
+    assert not list(out.glob(".*.tmp"))
+
+
+def test_an_unwritable_out_is_refused_before_reading(corpus, tmp_path, monkeypatch):
+    real = os.access
+    monkeypatch.setattr(os, "access", lambda p, mode: False if mode == os.W_OK else real(p, mode))
+    with pytest.raises(PermissionError, match="is not writable - choose another out_dir"):
+        loop.fit([tmp_path / "missing.txt"], tmp_path / "run", TRAIN, FIT, progress=False)
+
+
+def test_unclear_inputs_get_plain_messages(tmp_path):
+    from jaxembed.io import load_vectors
+
+    (tmp_path / "big.txt").write_text("1000000000000 300\nking 1 2\n")
+    with pytest.raises(
+        ValueError, match="promises 1000000000000 vectors .* more than this machine"
+    ):
+        load_vectors(tmp_path / "big.txt")
+    run = tmp_path / "run"
+    run.mkdir()
+    Vocab.from_keys(["a", "b"]).save(run / "vocab.txt")
+    np.save(run / "table.npy", np.zeros((2, 3), np.float32))
+    (run / "table.npy").write_bytes((run / "table.npy").read_bytes()[:-8])
+    with pytest.raises(ValueError, match="table.npy is damaged or truncated"):
+        load_vectors(run)
+    (tmp_path / "vocab.txt").write_text(
+        "#jaxembed-vocab v1 size=1 specials=0\na\t" + "9" * 23 + "\n"
+    )
+    with pytest.raises(ValueError, match="line 2: count 9+ is too large"):
+        Vocab.load(tmp_path / "vocab.txt")

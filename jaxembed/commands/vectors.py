@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import sys
 import time
 
@@ -103,7 +104,7 @@ def run_similar(args: argparse.Namespace) -> int:
     table_VxD, vocab = _load(args)
     results = {w: most_similar(table_VxD, vocab, positive=[w], topn=args.topn) for w in args.words}
     if args.json:
-        print(json.dumps(results, ensure_ascii=False))
+        print(_json(results))
         return 0
     for word, neighbours in results.items():
         _print_neighbours(f"nearest to {word!r}", neighbours)
@@ -118,7 +119,7 @@ def run_analogy(args: argparse.Namespace) -> int:
         table_VxD, vocab, positive=[args.b, args.c], negative=[args.a], topn=args.topn
     )
     if args.json:
-        print(json.dumps({"a": args.a, "b": args.b, "c": args.c, "answers": answers}))
+        print(_json({"a": args.a, "b": args.b, "c": args.c, "answers": answers}))
         return 0
     title = f"{args.a} is to {args.b} as {args.c} is to ?   ({args.b} - {args.a} + {args.c})"
     _print_neighbours(title, answers)
@@ -133,7 +134,7 @@ def run_evaluate(args: argparse.Namespace) -> int:
     if args.json:
         summary = {"vectors": args.vectors, "words": len(vocab), "dim": int(table_VxD.shape[1])}
         summary |= {"restrict_vocab": args.restrict_vocab, "benchmarks": results}
-        print(json.dumps(summary, ensure_ascii=False))
+        print(_json(summary))
         return 0
     rows = []
     for name, r in results.items():
@@ -183,6 +184,21 @@ def _load(args: argparse.Namespace):
         file=sys.stderr,
     )
     return table_VxD, vocab
+
+
+def _json(obj) -> str:
+    """Strict JSON: NaN and infinities (not JSON) become null."""
+
+    def clean(x):
+        if isinstance(x, float) and not math.isfinite(x):
+            return None
+        if isinstance(x, dict):
+            return {k: clean(v) for k, v in x.items()}
+        if isinstance(x, list | tuple):
+            return [clean(v) for v in x]
+        return x
+
+    return json.dumps(clean(obj), ensure_ascii=False, allow_nan=False)
 
 
 def _print_neighbours(title: str, neighbours: list[tuple[str, float]]) -> None:
