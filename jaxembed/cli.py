@@ -8,6 +8,7 @@ Heavy imports (jax) happen inside the `func`s, so `jaxembed --help` stays instan
 from __future__ import annotations
 
 import argparse
+import errno
 import importlib
 import os
 import re
@@ -15,6 +16,8 @@ import signal
 import sys
 
 _COMMAND_MODULES = ("demo", "train", "vectors")
+# Errors whose message is the whole story (the library's name the fix): shown without traceback.
+_SHOWN = (ValueError, KeyError, FileNotFoundError, FileExistsError, PermissionError, ImportError)
 # Python parameters whose flag has another name.
 _FLAG_DESTS = {"out_dir": "out", "max_size": "max_vocab"}
 
@@ -45,14 +48,16 @@ def main(argv: list[str] | None = None) -> int:
         # The reader left (`jaxembed similar ... | head`): stop quietly with the shell's status.
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 128 + signal.SIGPIPE
-    except (
-        ValueError,
-        KeyError,
-        FileNotFoundError,
-        FileExistsError,
-        PermissionError,
-        ImportError,
-    ) as err:
+    except Exception as err:
+        if _no_space(err):  # wherever it came from: checkpoints, outputs, exports
+            print(
+                f"jaxembed {args.command}: error: no space left on the device - free some, then "
+                "run again (`jaxembed train ... --resume` continues from the last checkpoint)",
+                file=sys.stderr,
+            )
+            return 2
+        if not isinstance(err, _SHOWN):
+            raise
         # Library errors already name the fix; show them without a traceback.
         message = str(err.args[0] if isinstance(err, KeyError) and err.args else err)
         message = in_flags(message, getattr(err, "parameters", ()), command)
@@ -88,6 +93,17 @@ def given_flags(parser: argparse.ArgumentParser | None, argv: list[str]) -> set[
         return set()
     words = {arg.split("=", 1)[0] for arg in argv if arg.startswith("-")}
     return {a.dest for a in parser._actions if words & set(a.option_strings)}
+
+
+def _no_space(err: BaseException | None) -> bool:
+    """Whether `err`, or an error it came from (orbax wraps them), is a full disk (ENOSPC)."""
+    seen = set()
+    while err is not None and id(err) not in seen:
+        seen.add(id(err))
+        if isinstance(err, OSError) and err.errno == errno.ENOSPC:
+            return True
+        err = err.__cause__ or err.__context__
+    return False
 
 
 def _subparser(parser: argparse.ArgumentParser, command: str | None):

@@ -37,6 +37,12 @@ What then happens, measured with jax 0.10.2 and asserted in ``tests/test_embed.p
 To check IDs inside ``jit``, use ``checked_lookup``: it carries the check through
 ``jax.experimental.checkify`` and returns ``(err, vectors)``; ``err.throw()`` raises a
 ``ValueError`` subclass with the same message.
+
+IDs at or beyond 2**31: JAX computes in int32 (unless ``jax_enable_x64`` is set), so int64
+NumPy IDs are cast before use, 2**32 + 1 becoming 1. Outside ``jit``, ``lookup`` and
+``checked_lookup`` check such IDs before the cast and refuse them. ``jax.jit(lookup)(table,
+ids)`` casts its arguments before any code of ours runs, so there a too-large ID silently reads
+another row: check IDs on the host (``jaxembed.checks.check_ids``) before jitting with them.
 """
 
 from __future__ import annotations

@@ -37,6 +37,10 @@ _BLOCK_ROWS = 8192  # text rows parsed per numpy call: bounds the temporary memo
 _CHUNK_BYTES = 1 << 20
 _SAMPLE_BYTES = 1 << 16  # what format detection reads after a header
 _BOM = b"\xef\xbb\xbf"  # UTF-8 byte-order mark, which some editors put first
+_TABS = (
+    "the fields are separated by tabs; word2vec and GloVe text use single spaces "
+    "(convert with: tr '\\t' ' ' < FILE > FILE.txt)"
+)
 
 
 # ---------------------------------------------------------------------------- loading
@@ -105,12 +109,16 @@ def _sniff(path: Path) -> tuple[str, int | None, int]:
         # A text line ends in a number; the raw float32 bytes of a binary record practically never
         # read as one (their sign/exponent bytes are not ASCII digits for ordinary values).
         is_text = len(fields) > 1 and _is_number(fields[-1])
+        spaced = line.decode("utf-8").split() if _is_utf8(line) else []
+        if not is_text and b"\t" in line and len(spaced) > 1 and _is_number(spaced[-1]):
+            raise ValueError(f"{path}, line 2: {_TABS}")
         return ("word2vec" if is_text else "word2vec-binary"), count, dim
     fields = first.decode("utf-8").rstrip().split(" ") if _is_utf8(first) else []
     if len(fields) < 2 or not fields[0] or not all(_is_number(x) for x in fields[1:]):
+        hint = _TABS if b"\t" in first else "is this a word-vector file?"
         raise ValueError(
             f"{path}, line 1: not a word2vec header 'COUNT DIM' nor a GloVe line 'word v1 v2 ...'; "
-            f"got {first[:60]!r} - is this a word-vector file?"
+            f"got {first[:60]!r} - {hint}"
         )
     return "glove", None, len(fields) - 1
 
@@ -201,6 +209,8 @@ def _parse_line(word: str, rest: str, dim: int, line_no: int, path: Path) -> np.
             if len(fields) > dim
             else "is the file truncated?"
         )
+        if "\t" in word or "\t" in rest:
+            hint = _TABS
         raise ValueError(
             f"{where} ({word!r}): expected {dim} values after the word, got {len(fields)} - {hint}"
         )

@@ -368,3 +368,54 @@ def test_unclear_inputs_get_plain_messages(tmp_path):
     )
     with pytest.raises(ValueError, match="line 2: count 9+ is too large"):
         Vocab.load(tmp_path / "vocab.txt")
+
+
+def test_a_full_disk_gets_one_plain_message(corpus, tmp_path, capsys, monkeypatch):
+    import errno
+
+    from jaxembed import cli
+
+    def full(*args, **kwargs):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(rundir, "save_vectors", full)  # the final outputs
+    argv = ["train", str(corpus), "--out", str(tmp_path / "run"), "--dim", "4", "--epochs", "1"]
+    assert cli.main([*argv, "--min-count", "1", "--batch-size", "64", "--no-progress"]) == 2
+    err = capsys.readouterr().err
+    assert "no space left on the device - free some" in err and "--resume" in err
+    assert "Traceback" not in err
+
+
+def test_tab_separated_vectors_say_so(tmp_path):
+    from jaxembed.io import load_vectors
+
+    (tmp_path / "g.txt").write_text("king\t1\t2\nqueen\t3\t4\n")
+    with pytest.raises(ValueError, match="separated by tabs"):
+        load_vectors(tmp_path / "g.txt")
+    (tmp_path / "w.txt").write_text("2 2\nking\t1\t2\nqueen\t3\t4\n")
+    with pytest.raises(ValueError, match="separated by tabs"):
+        load_vectors(tmp_path / "w.txt")
+
+
+def test_a_second_process_on_the_same_directory_is_refused(corpus, tmp_path):
+    import subprocess
+    import sys
+    import time
+
+    out = tmp_path / "run"
+    out.mkdir()
+    holder = "import sys, time; from jaxembed import rundir\n"
+    holder += "with rundir.lock(__import__('pathlib').Path(sys.argv[1])):\n"
+    holder += "    print('locked', flush=True); time.sleep(60)\n"
+    proc = subprocess.Popen(
+        [sys.executable, "-c", holder, str(out)], stdout=subprocess.PIPE, text=True
+    )
+    try:
+        assert proc.stdout.readline().strip() == "locked"
+        with pytest.raises(FileExistsError, match="in use by another jaxembed run"):
+            loop.fit([corpus], out, TRAIN, FIT, progress=False)
+    finally:
+        proc.kill()
+        proc.wait()
+    time.sleep(0.1)
+    assert loop.fit([corpus], out, TRAIN, FIT, progress=False).summary["finished"]
