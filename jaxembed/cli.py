@@ -36,9 +36,11 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     argv = sys.argv[1:] if argv is None else list(argv)
-    args = parser.parse_args(argv)
+    args, unknown = parser.parse_known_args(argv)
     command = _subparser(parser, args.command)
-    args.given = given_flags(command, argv)
+    if unknown:  # the subcommand's usage, not the top-level one
+        (command or parser).error(f"unrecognized arguments: {' '.join(unknown)}")
+    args.given = given_flags(command, argv) | getattr(args, "given", set())
     if getattr(args, "func", None) is None:
         parser.print_help()
         return 2

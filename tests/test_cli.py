@@ -102,3 +102,60 @@ def test_train_flags_default_to_the_configs_defaults():
         if field.name == "mesh":
             continue  # --mesh DATAxMODEL and --devices are parsed into it
         assert getattr(args, field.name) == getattr(fit, field.name), field.name
+
+
+def test_help_imports_no_jax():
+    """`jaxembed --help` and every subcommand's help stay instant: JAX loads only to run one."""
+    import subprocess
+    import sys
+
+    code = "import sys; from jaxembed import cli; cli.build_parser(); print(sorted(m for m in ('jax', 'flax', 'optax', 'gensim') if m in sys.modules))"
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert done.stdout.strip() == "[]"
+
+
+def test_every_public_name_resolves():
+    import jaxembed
+
+    for name in jaxembed.__all__:
+        assert getattr(jaxembed, name) is not None, name
+    assert set(jaxembed.__all__) <= set(dir(jaxembed))
+    with pytest.raises(AttributeError, match="no attribute 'nope'"):
+        jaxembed.nope  # noqa: B018
+
+
+def test_train_help_shows_real_defaults_once(capsys):
+    with pytest.raises(SystemExit):
+        cli.main(["train", "--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    assert "(default: None)" not in text and "default by objective" not in text
+    assert "--out DIR output directory --objective" in text  # required: no default shown
+    from jaxembed import objectives as ob
+
+    for objective in ob.OBJECTIVES.values():  # the help quotes the records' defaults
+        assert str(objective.lr) in text and str(objective.batch_size) in text, objective.name
+
+
+@pytest.mark.parametrize(
+    "flags, message",
+    [
+        (["--hs", "1"], "--hs: hierarchical softmax is not implemented"),
+        (["--workers", "4"], "--workers: XLA uses all the cores"),
+        (["--cbow-mean", "0"], "--cbow-mean: jaxembed's CBOW always averages"),
+        (["--bogus"], "unrecognized arguments: --bogus"),
+    ],
+)
+def test_gensim_flags_without_meaning_are_refused_with_the_reason(capsys, flags, message):
+    with pytest.raises(SystemExit) as done:
+        cli.main(["train", "c.txt", "--out", "d", *flags])
+    assert done.value.code == 2
+    err = capsys.readouterr().err
+    assert message in err and err.startswith("usage: jaxembed train")
+
+
+def test_gensim_flags_with_a_meaning_are_accepted(capsys, corpus, tmp_path):
+    out = tmp_path / "run"
+    code, err = _train(capsys, corpus, out, "--sg", "0", "--size", "6", "--cbow-mean", "1")
+    assert code == 0, err
+    settings = __import__("json").loads((out / "run.json").read_text())["settings"]["train"]
+    assert settings["objective"] == "cbow" and settings["dim"] == 6

@@ -176,8 +176,20 @@ def test_evaluate_matches_gensim(capsys, benchmark_words):
         assert bench[name]["oov_ratio"] == pytest.approx(oov_ratio)
 
     code, out, _ = run(capsys, "evaluate", path, "--restrict-vocab", "400")
-    header, *rows = out.splitlines()
-    assert header.split() == ["benchmark", "metric", "score", "used", "oov", "%", "seconds"]
+    header, *rows, footer = out.splitlines()
+    assert header.split() == [
+        "benchmark",
+        "metric",
+        "score",
+        "used",
+        "first",
+        "words",
+        "oov",
+        "%",
+        "seconds",
+    ]
+    assert footer.startswith("first words: the most frequent words that take part")
+    assert rows[0].split()[3:5] == [f"{attempted}/19544", "400"]  # one format: used / in the file
     assert [r.split()[:2] for r in rows] == [
         ["questions-words", "accuracy"],
         ["wordsim353", "spearman"],
@@ -191,7 +203,7 @@ def test_evaluate_reports_unscorable_benchmarks(capsys, tmp_path):
     save_vectors(np.eye(8, dtype=np.float32), Vocab.from_keys(keys), tmp_path / "v.txt")
     code, out, _ = run(capsys, "evaluate", tmp_path / "v.txt")
     assert code == 0
-    assert out.splitlines()[2].split()[:5] == ["wordsim353", "-", "-", "-", "-"]
+    assert out.splitlines()[2].split()[:6] == ["wordsim353", "-", "-", "-", "300,000", "-"]
     assert "wordsim353: not scored - " in out and "no usable word pairs" in out
 
 
@@ -217,3 +229,12 @@ def test_a_closed_pipe_ends_quietly(small):
     _, err = proc.communicate(timeout=120)
     assert proc.returncode == 141, err.decode()
     assert b"Traceback" not in err and b"BrokenPipeError" not in err
+
+
+def test_similar_answers_the_known_words_and_reports_the_unknown(capsys, tmp_path):
+    keys = ["king", "queen", "man", "woman"]
+    save_vectors(np.eye(4, dtype=np.float32) + 0.1, Vocab.from_keys(keys), tmp_path / "v.txt")
+    code, out, err = run(capsys, "similar", tmp_path / "v.txt", "king", "quen", "--json")
+    assert code == 2
+    assert list(json.loads(out)) == ["king"]
+    assert "unknown word 'quen' (did you mean 'queen'?)" in err

@@ -37,8 +37,18 @@ def register(subparsers) -> None:
     p.add_argument("--max-lines", type=int, default=None, help="read only the first lines")
     p.add_argument("--dim", type=int, default=defaults.dim, help="vector size")
     p.add_argument("--epochs", type=int, default=defaults.epochs, help="passes over the corpus")
-    p.add_argument("--min-count", type=int, default=defaults.min_count)
-    p.add_argument("--seed", type=int, default=defaults.seed)
+    p.add_argument(
+        "--min-count",
+        type=int,
+        default=defaults.min_count,
+        help=f"drop words seen fewer times (default {defaults.min_count})",
+    )
+    p.add_argument(
+        "--seed",
+        type=int,
+        default=defaults.seed,
+        help=f"initial table and sampling (default {defaults.seed})",
+    )
     p.add_argument("--no-glove", action="store_true", help="skip the GloVe part")
     p.add_argument("--quick", action="store_true", help="a smoke test: 5 epochs of 16-d vectors")
     p.set_defaults(func=run_demo)

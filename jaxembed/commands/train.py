@@ -15,6 +15,46 @@ import argparse
 import os
 import sys
 
+# gensim's flags that have no meaning here, and why.
+_REFUSED = {
+    "--hs": "hierarchical softmax is not implemented: jaxembed trains with negative sampling "
+    "(--negative)",
+    "--workers": "XLA uses all the cores of the machine; to use fewer, run under taskset",
+    "--cbow-mean": "jaxembed's CBOW always averages the context vectors (gensim's cbow_mean=1)",
+}
+
+
+class DefaultsHelp(argparse.ArgumentDefaultsHelpFormatter):
+    """Shows a flag's default only where there is one to show (not None, not a switch)."""
+
+    def _get_help_string(self, action):
+        if action.default is None or action.default is False or action.required:
+            return action.help
+        if "default:" in (action.help or ""):
+            return action.help
+        return super()._get_help_string(action)
+
+
+class _Refused(argparse.Action):
+    """A gensim flag with no meaning here: refused with the reason."""
+
+    def __init__(self, option_strings, dest, why: str, **kwargs):
+        super().__init__(option_strings, dest, **kwargs)
+        self.why = why
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        if option_string == "--cbow-mean" and values in ("1", None):
+            return  # what jaxembed does anyway
+        parser.error(f"{option_string}: {self.why}")
+
+
+class _Sg(argparse.Action):
+    """gensim's --sg 1 / --sg 0: skip-gram or CBOW."""
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        namespace.objective = "skipgram" if values == 1 else "cbow"
+        namespace.given = {*getattr(namespace, "given", ()), "objective"}
+
 
 def register(subparsers) -> None:
     """Adds the `train` subcommand."""
@@ -25,7 +65,7 @@ def register(subparsers) -> None:
         description="Learn a token table from text files: word2vec skip-gram or CBOW with "
         "negative sampling, or next-token prediction. Writes DIR/vectors.txt (word2vec text "
         "format), vocab.txt, table.npy and run.json; checkpoints go to DIR/checkpoints.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        formatter_class=DefaultsHelp,
     )
     p.add_argument("corpus", metavar="CORPUS", nargs="+", help="text files (.xz/.gz/.bz2 too)")
     p.add_argument("--out", required=True, metavar="DIR", help="output directory")
@@ -35,8 +75,18 @@ def register(subparsers) -> None:
         metavar="NAME",
         help="skipgram or cbow (word2vec), or next-token (jaxembed.objectives.OBJECTIVES)",
     )
+    p.add_argument(
+        "--sg",
+        type=int,
+        choices=(0, 1),
+        default=None,
+        action=_Sg,
+        help="gensim's switch: 1 = --objective skipgram, 0 = --objective cbow",
+    )
+    for flag, why in _REFUSED.items():
+        p.add_argument(flag, nargs="?", action=_Refused, why=why, help=argparse.SUPPRESS)
     g = p.add_argument_group("model")
-    g.add_argument("--dim", "--vector-size", type=int, default=100, help="vector size D")
+    g.add_argument("--dim", "--vector-size", "--size", type=int, default=100, help="vector size D")
     g.add_argument("--window", type=int, default=5, help="max centre-context distance")
     g.add_argument("--negative", type=int, default=5, help="noise words per pair")
     g.add_argument(
@@ -54,7 +104,11 @@ def register(subparsers) -> None:
     g.add_argument("--max-vocab", type=int, default=None, help="keep the most frequent words")
     g.add_argument("--epochs", "--iter", type=int, default=5, help="passes over the corpus")
     g.add_argument(
-        "--batch-size", type=int, default=None, help="examples per step (default: the objective's)"
+        "--batch-size",
+        type=int,
+        default=None,
+        help="examples per step (default: the objective's: 4096 pairs for skipgram, 512 centres "
+        "for cbow, 32 sequences for next-token)",
     )
     g.add_argument("--steps-per-call", type=int, default=16, help="steps in one jitted call")
     g = p.add_argument_group("optimiser")
@@ -62,21 +116,23 @@ def register(subparsers) -> None:
         "--optimizer",
         choices=("sgd", "adam", "adamw"),
         default=None,
-        help="optax optimiser (default: the objective's)",
+        help="optax optimiser (default: the objective's: sgd for word2vec, adam for next-token)",
     )
     g.add_argument(
         "--lr",
         "--alpha",
         type=float,
         default=None,
-        help="initial learning rate (default: the objective's)",
+        help="initial learning rate (default: the objective's: 0.025 for word2vec, 0.003 for "
+        "next-token)",
     )
     g.add_argument(
         "--min-lr",
         "--min-alpha",
         type=float,
         default=None,
-        help="final learning rate (default: the objective's)",
+        help="final learning rate (default: the objective's: 0.0001 for word2vec, 0.0003 for "
+        "next-token)",
     )
     g.add_argument("--weight-decay", type=float, default=0.0, help="AdamW's weight decay")
     g.add_argument(
@@ -195,7 +251,14 @@ def run_train(args: argparse.Namespace) -> int:
         file=sys.stderr,
     )
     if not summary["finished"]:
-        print(f"stopped after {summary['steps']} steps; continue with --resume", file=sys.stderr)
+        print(
+            f"stopped after {summary['steps']} steps (--max-steps stops at the end of a call of "
+            f"--steps-per-call {config.steps_per_call} steps); continue with --resume",
+            file=sys.stderr,
+        )
     else:
-        print(f"wrote {os.path.join(args.out, 'vectors.txt')} and run.json", file=sys.stderr)
+        names = ", ".join(
+            os.path.join(args.out, n) for n in ("vectors.txt", "vocab.txt", "table.npy")
+        )
+        print(f"wrote {names} and run.json", file=sys.stderr)
     return 0

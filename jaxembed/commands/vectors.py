@@ -102,13 +102,20 @@ def run_similar(args: argparse.Namespace) -> int:
     from jaxembed.vectors import most_similar
 
     table_VxD, vocab = _load(args)
-    results = {w: most_similar(table_VxD, vocab, positive=[w], topn=args.topn) for w in args.words}
+    results, unknown = {}, []
+    for word in args.words:  # the known words are answered even if another is unknown
+        try:
+            results[word] = most_similar(table_VxD, vocab, positive=[word], topn=args.topn)
+        except KeyError as err:
+            unknown.append(err.args[0] if err.args else str(err))
     if args.json:
         print(_json(results))
-        return 0
-    for word, neighbours in results.items():
-        _print_neighbours(f"nearest to {word!r}", neighbours)
-    return 0
+    else:
+        for word, neighbours in results.items():
+            _print_neighbours(f"nearest to {word!r}", neighbours)
+    for message in unknown:
+        print(f"jaxembed similar: error: {message}", file=sys.stderr)
+    return 2 if unknown else 0
 
 
 def run_analogy(args: argparse.Namespace) -> int:
@@ -138,14 +145,25 @@ def run_evaluate(args: argparse.Namespace) -> int:
         return 0
     rows = []
     for name, r in results.items():
+        analogies = name == "questions-words"
+        restrict = args.restrict_vocab if analogies else 300000  # gensim's default for pairs
+        words = "all" if restrict is None else f"{restrict:,}"
         if "error" in r:
-            rows.append((name, "-", "-", "-", "-", f"{r['seconds']:.1f}"))
+            rows.append((name, "-", "-", "-", words, "-", f"{r['seconds']:.1f}"))
             continue
-        metric = "accuracy" if "accuracy" in r else "spearman"
-        used = f"{r['correct']}/{r['attempted']}" if metric == "accuracy" else str(r["pairs"])
+        metric = "accuracy" if analogies else "spearman"
+        # used / in the file: questions answered, or pairs scored
+        total = r["questions"] if analogies else r["pairs"] + r["oov"]
+        used = f"{r['attempted'] if analogies else r['pairs']}/{total}"
         score = f"{r[metric]:.4f}"
-        rows.append((name, metric, score, used, f"{r['oov_ratio']:.1f}", f"{r['seconds']:.1f}"))
-    print(_table(("benchmark", "metric", "score", "used", "oov %", "seconds"), rows, "<<>>>>"))
+        oov = f"{r['oov_ratio']:.1f}"
+        rows.append((name, metric, score, used, words, oov, f"{r['seconds']:.1f}"))
+    headers = ("benchmark", "metric", "score", "used", "first words", "oov %", "seconds")
+    print(_table(headers, rows, "<<>>>>>"))
+    print(
+        "first words: the most frequent words that take part (analogies: --restrict-vocab, "
+        "30,000 by default as word2vec's C tool; gensim's own default is 300,000)"
+    )
     for name, r in results.items():
         if "error" in r:
             print(f"{name}: not scored - {r['error']}")
