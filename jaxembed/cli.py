@@ -115,5 +115,19 @@ def _subparser(parser: argparse.ArgumentParser, command: str | None):
     return None
 
 
+def run() -> int:
+    """The `jaxembed` console script: `main` with JAX's persistent compilation cache on.
+
+    Commands compile the same small functions every time (a query's top-k over a table of the
+    same shape, a train step); XLA's compiled code is kept in ~/.cache/jaxembed/xla (or
+    $XDG_CACHE_HOME/jaxembed/xla), so later runs skip those compiles. Set JAX_COMPILATION_CACHE_DIR
+    to put it elsewhere. Set through JAX's environment variables, so nothing imports JAX here.
+    """
+    home = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    os.environ.setdefault("JAX_COMPILATION_CACHE_DIR", os.path.join(home, "jaxembed", "xla"))
+    os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0")
+    return main()
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(run())

@@ -22,6 +22,7 @@ a `Corpus` into training batches.
 from __future__ import annotations
 
 import collections
+import contextlib
 import dataclasses
 import hashlib
 import itertools
@@ -67,6 +68,7 @@ def read_corpus(
     *,
     cache_dir: str | os.PathLike | None = None,
     max_sentence_length: int = MAX_SENTENCE_LENGTH,
+    progress: bool = False,
 ) -> Corpus:
     """Reads text files into a `Corpus` (one streaming pass; memory: 8 bytes per word).
 
@@ -78,6 +80,7 @@ def read_corpus(
       cache_dir: if given, the IDs are written there (np.memmap, for corpora bigger than memory) and
         a later call with the same files and settings loads them instead of reading the text again.
       max_sentence_length: lines longer than this are cut into several sentences.
+      progress: show a tqdm bar of the bytes read (of the files as stored, compressed or not).
 
     Returns:
       The Corpus. Undecodable bytes are replaced by U+FFFD and reported with a UnicodeWarning.
@@ -108,24 +111,25 @@ def read_corpus(
     if cache_dir is not None and _cache_source(cache_dir) == source:
         return load_corpus(cache_dir)
     if cache_dir is None:
-        return _read(paths, min_count, max_size, max_sentence_length, None)
+        return _read(paths, min_count, max_size, max_sentence_length, None, progress)
     _invalidate(cache_dir)
-    corpus = _read(paths, min_count, max_size, max_sentence_length, os.fspath(cache_dir))
+    corpus = _read(paths, min_count, max_size, max_sentence_length, os.fspath(cache_dir), progress)
     _write_meta(corpus, cache_dir, source)
     return load_corpus(cache_dir)
 
 
-def _read(paths, min_count, max_size, max_sentence_length, cache_dir) -> Corpus:
+def _read(paths, min_count, max_size, max_sentence_length, cache_dir, progress=False) -> Corpus:
     # word -> provisional ID in order of first appearance; a new word's ID is assigned in C
     index: dict[str, int] = collections.defaultdict(itertools.count().__next__)
     counts_U = np.zeros(0, np.int64)
     store = _BlockStore(cache_dir)
     line_lengths, n_undecodable = [], 0
     digest = hashlib.blake2b(digest_size=16)
+    bar = _bytes_bar(paths, progress)
     try:
         for path in paths:
             n_before = store.n
-            for words, lengths, n_bad in _read_file(path, digest):
+            for words, lengths, n_bad in _read_file(path, digest, bar.update):
                 ids = np.fromiter(map(index.__getitem__, words), np.int32, len(words))
                 store.append(ids)
                 if len(index) > len(counts_U):  # grow geometrically: O(words), not O(blocks * V)
@@ -151,16 +155,18 @@ def _read(paths, min_count, max_size, max_sentence_length, cache_dir) -> Corpus:
         raw_starts = _sentence_starts(np.concatenate(line_lengths), max_sentence_length)
         ids_N, starts = store.encode(remap_U, int(vocab.counts.sum()), raw_starts)
     finally:
+        bar.close()
         store.close()
     return Corpus(vocab, ids_N, starts, int(raw_starts[-1]), n_undecodable, digest.hexdigest())
 
 
-def _read_file(path: str, digest) -> Iterator[tuple[list[str], list[int], int]]:
+def _read_file(path: str, digest, advance) -> Iterator[tuple[list[str], list[int], int]]:
     """Yields (words, word counts of the lines completed, n_undecodable) per block of the file.
 
-    Every block read also updates `digest` (a hashlib object).
+    Every block read also updates `digest` (a hashlib object) and calls `advance` with the bytes
+    of the stored file consumed since the last call.
     """
-    rest, open_line, first = b"", 0, True
+    rest, open_line, first, done = b"", 0, True, 0
     with open_compressed(path) as f:
         while True:
             try:
@@ -168,6 +174,9 @@ def _read_file(path: str, digest) -> Iterator[tuple[list[str], list[int], int]]:
             except (OSError, EOFError, lzma.LZMAError, zlib.error) as e:
                 raise ValueError(f"{path}: compressed data is corrupt or truncated ({e})") from e
             digest.update(block)
+            position = _stored_position(f, done + len(block))
+            advance(position - done)
+            done = position
             if first and block.startswith(b"\xef\xbb\xbf"):  # UTF-8 byte-order mark
                 block = block[3:]
             if first:
@@ -185,6 +194,32 @@ def _read_file(path: str, digest) -> Iterator[tuple[list[str], list[int], int]]:
                 yield text.split(), [*lengths, open_line], n_bad
                 return
             yield text.split(), lengths, n_bad
+
+
+def _stored_position(f, fallback: int) -> int:
+    """How far into the stored (maybe compressed) file `f` has read; `fallback` for a pipe."""
+    raw = getattr(f, "raw_file", f)
+    try:
+        return raw.tell()
+    except OSError:
+        return fallback
+
+
+def _bytes_bar(paths, enabled: bool):
+    from tqdm.auto import tqdm
+
+    total = None
+    with contextlib.suppress(OSError):
+        total = sum(os.path.getsize(p) for p in paths if os.path.isfile(p)) or None
+    return tqdm(
+        total=total,
+        unit="B",
+        unit_scale=True,
+        desc="reading corpus",
+        disable=not enabled,
+        dynamic_ncols=True,
+        leave=False,
+    )
 
 
 def _refuse_utf16(path: str, block: bytes) -> None:

@@ -128,6 +128,7 @@ def open_compressed(path: str | os.PathLike) -> IO[bytes]:
                     raw.close()
 
             stream.close = close_both
+            stream.raw_file = raw  # how far into the stored file (for a progress bar)
             return stream
     return raw
 

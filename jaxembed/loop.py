@@ -173,7 +173,8 @@ def fit(
     config = fit_config.for_objective(train_config.objective)
     objective = ob.get(train_config.objective)
     paths = [os.fspath(p) for p in ([paths] if isinstance(paths, str | os.PathLike) else paths)]
-    corpus = read_corpus(paths, config.min_count, config.max_vocab)
+    on_host_0 = progress and jax.process_index() == 0
+    corpus = read_corpus(paths, config.min_count, config.max_vocab, progress=on_host_0)
     objective.batches(corpus, train_config, config, 0, 0).close()  # the settings fit the corpus?
     mesh = None if config.mesh is None else jm.make_mesh(*config.mesh)
     rows = jm.padded_vocab_size(len(corpus.vocab))  # extra rows: no word, never drawn as noise
@@ -203,7 +204,6 @@ def fit(
                 _check_same_settings(rundir.saved_settings(out), run.settings, out)
                 state, saved = checkpoints.restore(state)
                 run = Progress(**saved)
-            on_host_0 = progress and jax.process_index() == 0
             bar = _progress_bar(corpus.n_raw_words * config.epochs, run.words, on_host_0)
             state, finished = _train(
                 state, run, steps, checkpoints, corpus, train_config, config, mesh, bar, work

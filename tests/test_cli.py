@@ -159,3 +159,17 @@ def test_gensim_flags_with_a_meaning_are_accepted(capsys, corpus, tmp_path):
     assert code == 0, err
     settings = __import__("json").loads((out / "run.json").read_text())["settings"]["train"]
     assert settings["objective"] == "cbow" and settings["dim"] == 6
+
+
+def test_the_console_script_turns_on_the_compilation_cache(monkeypatch, tmp_path):
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    monkeypatch.delenv("JAX_COMPILATION_CACHE_DIR", raising=False)
+    monkeypatch.delenv("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", raising=False)
+    monkeypatch.setattr(cli, "main", lambda: 7)
+    assert cli.run() == 7
+    import os
+
+    assert os.environ["JAX_COMPILATION_CACHE_DIR"] == str(tmp_path / "jaxembed" / "xla")
+    monkeypatch.setenv("JAX_COMPILATION_CACHE_DIR", "/elsewhere")  # the user's choice wins
+    cli.run()
+    assert os.environ["JAX_COMPILATION_CACHE_DIR"] == "/elsewhere"

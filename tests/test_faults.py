@@ -419,3 +419,37 @@ def test_a_second_process_on_the_same_directory_is_refused(corpus, tmp_path):
         proc.wait()
     time.sleep(0.1)
     assert loop.fit([corpus], out, TRAIN, FIT, progress=False).summary["finished"]
+
+
+@pytest.mark.slow
+def test_a_killed_overwrite_run_leaves_the_old_run(corpus, tmp_path):
+    """SIGKILL during --overwrite, after the new run's first checkpoint: the old run is intact."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    out = tmp_path / "run"
+    loop.fit([corpus], out, TRAIN, FIT, progress=False)
+    before = _snapshot(out)
+    argv = [str(corpus), "--out", str(out), "--overwrite", "--dim", "8", "--window", "2"]
+    argv += ["--sample", "0", "--min-count", "1", "--epochs", "200", "--batch-size", "64"]
+    argv += ["--steps-per-call", "1", "--checkpoint-every", "20", "--no-progress", "--seed", "4"]
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "jaxembed.cli", "train", *argv],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    staging = out / rundir.STAGING
+    deadline = time.time() + 120
+    while not rundir.checkpoint_steps(staging) and time.time() < deadline:
+        assert proc.poll() is None, proc.stderr.read().decode()[-2000:]
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert rundir.checkpoint_steps(staging), "the new run had checkpointed before the kill"
+    after = {k: v for k, v in _snapshot(out).items() if not k.startswith(rundir.STAGING)}
+    assert after == before
+    # The next --overwrite starts afresh and replaces the old run.
+    loop.fit([corpus], out, TrainConfig(dim=8, seed=4), FIT, overwrite=True, progress=False)
+    assert not staging.exists() and (out / "table.npy").read_bytes() != before["table.npy"]
