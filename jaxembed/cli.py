@@ -104,6 +104,9 @@ def _no_space(err: BaseException | None) -> bool:
         seen.add(id(err))
         if isinstance(err, OSError) and err.errno == errno.ENOSPC:
             return True
+        # tensorstore (orbax's writer) raises ValueError("RESOURCE_EXHAUSTED: ... [os_error_code='28']")
+        if "No space left on device" in str(err) or "os_error_code='28'" in str(err):
+            return True
         err = err.__cause__ or err.__context__
     return False
 

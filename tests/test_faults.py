@@ -453,3 +453,32 @@ def test_a_killed_overwrite_run_leaves_the_old_run(corpus, tmp_path):
     # The next --overwrite starts afresh and replaces the old run.
     loop.fit([corpus], out, TrainConfig(dim=8, seed=4), FIT, overwrite=True, progress=False)
     assert not staging.exists() and (out / "table.npy").read_bytes() != before["table.npy"]
+
+
+def test_a_full_disk_inside_orbax_is_recognised():
+    from jaxembed import cli
+
+    # What tensorstore raises when a checkpoint write hits a full disk (seen on a 3 MiB tmpfs).
+    err = ValueError(
+        'RESOURCE_EXHAUSTED: Error writing "step/0" in OCDBT database: Failed to write 308098 '
+        "bytes to file 5: No space left on device [os_error_code='28']"
+    )
+    assert cli._no_space(err)
+    wrapped = RuntimeError("checkpoint failed")
+    wrapped.__cause__ = err
+    assert cli._no_space(wrapped) and not cli._no_space(ValueError("bad window"))
+
+
+def test_a_nan_loss_before_any_checkpoint_says_so(corpus, tmp_path):
+    wild = TrainConfig(dim=8, lr=1e30, min_lr=1e30)
+    with pytest.raises(ValueError, match="no checkpoint was written yet: start again"):
+        loop.fit([corpus], tmp_path / "run", wild, FIT, progress=False)
+
+
+def test_json_output_stays_json():
+    import json
+
+    from jaxembed.commands.vectors import _json
+
+    text = _json({"king": [("queen", float("nan")), ("prince", 0.5)], "inf": float("inf")})
+    assert json.loads(text) == {"king": [["queen", None], ["prince", 0.5]], "inf": None}

@@ -183,6 +183,28 @@ def _parse_mesh(text: str | None, devices: int | None) -> tuple[int, int] | None
     return data, model
 
 
+def _quiet_closed_loop_callbacks() -> None:
+    """After a failed checkpoint write, tensorstore's callbacks find orbax's event loop closed
+    and report each "RuntimeError: Event loop is closed" (sys.excepthook, sys.unraisablehook):
+    drop those, the error that stopped the run is reported on its own."""
+    previous = sys.excepthook
+
+    def hook(kind, value, traceback):
+        if kind is RuntimeError and str(value) == "Event loop is closed":
+            return
+        previous(kind, value, traceback)
+
+    sys.excepthook = hook
+    previous_unraisable = sys.unraisablehook
+
+    def unraisable(info):
+        if info.exc_type is RuntimeError and str(info.exc_value) == "Event loop is closed":
+            return
+        previous_unraisable(info)
+
+    sys.unraisablehook = unraisable
+
+
 def _take_saved_settings(args: argparse.Namespace) -> None:
     """--resume: the flags not given take the run's saved settings (given ones are compared)."""
     from jaxembed import rundir
@@ -202,8 +224,15 @@ def run_train(args: argparse.Namespace) -> int:
             raise ValueError(f"--devices must be a positive integer; got {args.devices}")
         flag = f"--xla_force_host_platform_device_count={args.devices}"
         os.environ["XLA_FLAGS"] = f"{os.environ.get('XLA_FLAGS', '')} {flag}".strip()
+    import logging
+
     from jaxembed.loop import FitConfig, fit
     from jaxembed.train import TrainConfig
+
+    # orbax logs each failed background write with its traceback (hundreds of lines on a full
+    # disk); the error that stops the run is reported once, by jaxembed.cli.
+    logging.getLogger("absl").setLevel(logging.CRITICAL)
+    _quiet_closed_loop_callbacks()
 
     if args.resume:
         _take_saved_settings(args)
