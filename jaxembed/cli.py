@@ -40,7 +40,7 @@ def main(argv: list[str] | None = None) -> int:
     command = _subparser(parser, args.command)
     if unknown:  # the subcommand's usage, not the top-level one
         (command or parser).error(f"unrecognized arguments: {' '.join(unknown)}")
-    args.given = given_flags(command, argv) | getattr(args, "given", set())
+    args.given = given_flags(command, argv)
     if getattr(args, "func", None) is None:
         parser.print_help()
         return 2
@@ -75,7 +75,10 @@ def in_flags(message: str, parameters, parser: argparse.ArgumentParser | None) -
     """
     if parser is None:
         return message
-    flags = {a.dest: a.option_strings[0] for a in parser._actions if a.option_strings}
+    flags = {}
+    for action in parser._actions:  # the first flag of a dest names it (--objective, not --sg)
+        if action.option_strings:
+            flags.setdefault(action.dest, action.option_strings[0])
     for name in parameters:
         flag = flags.get(_FLAG_DESTS.get(name, name))
         if flag is None:

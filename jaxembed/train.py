@@ -55,7 +55,6 @@ from jaxembed.checks import ParameterError, one_of, positive_int
 from jaxembed.mesh import state_sharding
 from jaxembed.rows import alias_tables
 
-OBJECTIVES = tuple(ob.OBJECTIVES)
 OPTIMIZERS = ("sgd", "adam", "adamw")
 UPDATES = ("auto", "sparse", "dense")
 

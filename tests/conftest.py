@@ -3,3 +3,17 @@
 import jax
 
 jax.config.update("jax_numpy_rank_promotion", "raise")
+
+
+def random_corpus_file(directory, n_words: int, n_lines: int, line_words: int):
+    """A text file of `n_lines` lines of `line_words` words drawn from w0 .. w{n_words - 1}."""
+    import numpy as np
+
+    rng = np.random.default_rng(0)
+    words = [f"w{i}" for i in range(n_words)]
+    lines = [
+        " ".join(words[j] for j in rng.integers(0, n_words, line_words)) for _ in range(n_lines)
+    ]
+    path = directory / "corpus.txt"
+    path.write_text("\n".join(lines) + "\n")
+    return path

@@ -3,8 +3,8 @@
 import dataclasses
 import re
 
-import numpy as np
 import pytest
+from conftest import random_corpus_file
 
 from jaxembed import cli
 from jaxembed.checks import ParameterError, positive_int
@@ -14,12 +14,7 @@ from jaxembed.train import TrainConfig
 
 @pytest.fixture(scope="module")
 def corpus(tmp_path_factory):
-    rng = np.random.default_rng(0)
-    words = [f"w{i}" for i in range(12)]
-    lines = [" ".join(words[j] for j in rng.integers(0, 12, 8)) for _ in range(60)]
-    path = tmp_path_factory.mktemp("corpus") / "corpus.txt"
-    path.write_text("\n".join(lines) + "\n")
-    return path
+    return random_corpus_file(tmp_path_factory.mktemp("corpus"), 12, 60, 8)
 
 
 def _train(capsys, corpus, out, *flags):

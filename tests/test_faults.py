@@ -5,6 +5,7 @@ import os
 
 import numpy as np
 import pytest
+from conftest import random_corpus_file
 
 from jaxembed import export, files, loop, rundir
 from jaxembed.corpus import read_corpus
@@ -18,12 +19,7 @@ FIT = loop.FitConfig(window=2, sample=0.0, min_count=1, epochs=1, batch_size=64,
 
 @pytest.fixture(scope="module")
 def corpus(tmp_path_factory):
-    rng = np.random.default_rng(0)
-    words = [f"w{i}" for i in range(24)]
-    lines = [" ".join(words[j] for j in rng.integers(0, 24, 8)) for _ in range(200)]
-    path = tmp_path_factory.mktemp("corpus") / "corpus.txt"
-    path.write_text("\n".join(lines) + "\n")
-    return path
+    return random_corpus_file(tmp_path_factory.mktemp("corpus"), 24, 200, 8)
 
 
 def _snapshot(out):

@@ -3,6 +3,7 @@
 import jax
 import numpy as np
 import pytest
+from conftest import random_corpus_file
 
 from jaxembed import loop, rundir
 from jaxembed import objectives as ob
@@ -12,12 +13,7 @@ from jaxembed.corpus import read_corpus
 
 @pytest.fixture(scope="module")
 def corpus_file(tmp_path_factory):
-    rng = np.random.default_rng(0)
-    words = [f"w{i}" for i in range(20)]
-    lines = [" ".join(words[j] for j in rng.integers(0, 20, 10)) for _ in range(80)]
-    path = tmp_path_factory.mktemp("corpus") / "corpus.txt"
-    path.write_text("\n".join(lines) + "\n")
-    return path
+    return random_corpus_file(tmp_path_factory.mktemp("corpus"), 20, 80, 10)
 
 
 @pytest.mark.parametrize("name", list(ob.OBJECTIVES))

@@ -52,8 +52,7 @@ class _Sg(argparse.Action):
     """gensim's --sg 1 / --sg 0: skip-gram or CBOW."""
 
     def __call__(self, parser, namespace, values, option_string=None):
-        namespace.objective = "skipgram" if values == 1 else "cbow"
-        namespace.given = {*getattr(namespace, "given", ()), "objective"}
+        setattr(namespace, self.dest, "skipgram" if values == 1 else "cbow")
 
 
 def register(subparsers) -> None:
@@ -77,9 +76,10 @@ def register(subparsers) -> None:
     )
     p.add_argument(
         "--sg",
+        dest="objective",  # another spelling of --objective: given_flags sees it as that
         type=int,
         choices=(0, 1),
-        default=None,
+        default=argparse.SUPPRESS,  # --objective's default stands
         action=_Sg,
         help="gensim's switch: 1 = --objective skipgram, 0 = --objective cbow",
     )
@@ -186,23 +186,25 @@ def _parse_mesh(text: str | None, devices: int | None) -> tuple[int, int] | None
 def _quiet_closed_loop_callbacks() -> None:
     """After a failed checkpoint write, tensorstore's callbacks find orbax's event loop closed
     and report each "RuntimeError: Event loop is closed" (sys.excepthook, sys.unraisablehook):
-    drop those, the error that stopped the run is reported on its own."""
-    previous = sys.excepthook
+    drop those, the error that stopped the run is reported on its own. Installed once."""
+    if getattr(sys.excepthook, "quiet_closed_loop", False):
+        return
+
+    def closed_loop(kind, value) -> bool:
+        return kind is RuntimeError and str(value) == "Event loop is closed"
+
+    previous, previous_unraisable = sys.excepthook, sys.unraisablehook
 
     def hook(kind, value, traceback):
-        if kind is RuntimeError and str(value) == "Event loop is closed":
-            return
-        previous(kind, value, traceback)
-
-    sys.excepthook = hook
-    previous_unraisable = sys.unraisablehook
+        if not closed_loop(kind, value):
+            previous(kind, value, traceback)
 
     def unraisable(info):
-        if info.exc_type is RuntimeError and str(info.exc_value) == "Event loop is closed":
-            return
-        previous_unraisable(info)
+        if not closed_loop(info.exc_type, info.exc_value):
+            previous_unraisable(info)
 
-    sys.unraisablehook = unraisable
+    hook.quiet_closed_loop = True
+    sys.excepthook, sys.unraisablehook = hook, unraisable
 
 
 def _take_saved_settings(args: argparse.Namespace) -> None:
