@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import functools
 import json
 import os
 import shutil
@@ -29,7 +30,6 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import jax
 import numpy as np
 
 from jaxembed.checks import ParameterError, naming
@@ -224,6 +224,7 @@ class Checkpoints:
         A checkpoint that cannot be read or whose arrays do not match their checksums is
         skipped with a warning, and the next older one is tried.
         """
+        import jax
         import orbax.checkpoint as ocp
 
         abstract = jax.tree.map(
@@ -270,12 +271,17 @@ def checksums(state: Any) -> list[list[int]]:
     Any single flipped bit changes the plain sum; the weighted sum also catches moved words.
     Computed where the arrays are (sharded or not), so only two numbers per array travel.
     """
+    import jax
+
     leaves = jax.tree.leaves(state)
-    return [[int(x) for x in np.asarray(s)] for s in _checksums(leaves)]
+    return [[int(x) for x in np.asarray(s)] for s in _checksums()(leaves)]
 
 
-@jax.jit
-def _checksums(leaves: list[jax.Array]) -> list[jax.Array]:
+@functools.cache
+def _checksums():
+    """The jitted checksum kernel (built on first use: reading a run's outputs needs no JAX)."""
+    import jax
+
     def one(x):
         x = jax.numpy.asarray(x)
         if x.dtype.itemsize == 4:
@@ -287,7 +293,7 @@ def _checksums(leaves: list[jax.Array]) -> list[jax.Array]:
             [words.sum(dtype=jax.numpy.uint32), (words * weights).sum(dtype=jax.numpy.uint32)]
         )
 
-    return [one(x) for x in leaves]
+    return jax.jit(lambda leaves: [one(x) for x in leaves])
 
 
 # ---------------------------------------------------------------------------- outputs

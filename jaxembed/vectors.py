@@ -1,7 +1,7 @@
 """Using learned vectors: cosine similarity, nearest neighbours, analogies (king - man + woman).
 
-Every query is one matrix product of unit vectors plus `jax.lax.top_k`, jitted; many analogy
-questions at once (`jaxembed.evaluate.analogy_top_k`) are chunks of one (chunk, V) product each. The rules follow
+Every query is one matrix product of unit vectors plus a top-k; many analogy questions at once
+(`jaxembed.evaluate.analogy_top_k`) are chunks of one (chunk, V) product each. The rules follow
 gensim's `KeyedVectors` so results agree with it:
 
 - `most_similar`: 3CosAdd. The unit vectors of the query words, weighted +1 (positive) and -1
@@ -10,8 +10,9 @@ gensim's `KeyedVectors` so results agree with it:
 - `most_similar_cosmul`: 3CosMul (Levy and Goldberg 2014) with cosines shifted to [0, 1].
 - Zero vectors score 0 against everything (gensim gives NaN).
 
-Tables may be numpy or JAX arrays; for many single queries on a large table pass a JAX array, or
-each call copies the table to the device again.
+Tables may be numpy or JAX arrays, and are computed on where they are: a numpy table (what
+`load_vectors` gives) is queried with numpy, as gensim does, without importing JAX or copying the
+table to a device; a JAX array (on a GPU, say) is queried with jitted JAX code.
 
 Examples use GloVe 6B 50-d (`load_vectors("glove-6b-50d")`):
 
@@ -23,10 +24,9 @@ from __future__ import annotations
 
 import difflib
 import functools
+import sys
 from collections.abc import Sequence
 
-import jax
-import jax.numpy as jnp
 import numpy as np
 
 from jaxembed.checks import optional_positive_int, positive_int
@@ -39,8 +39,7 @@ _COSMUL_EPSILON = 1e-6
 # ---------------------------------------------------------------------------------- similarity
 
 
-@jax.jit
-def unit_rows(table_VxD: jax.Array) -> jax.Array:
+def unit_rows(table_VxD):
     """Scales every row to unit L2 norm; zero rows stay zero (no NaN).
 
     Args:
@@ -53,12 +52,12 @@ def unit_rows(table_VxD: jax.Array) -> jax.Array:
       >>> unit_rows(jnp.array([[3.0, 4.0], [0.0, 0.0]])).tolist()
       [[0.6..., 0.8...], [0.0, 0.0]]
     """
-    norms_Vx1 = jnp.linalg.norm(table_VxD, axis=-1, keepdims=True)
-    return table_VxD / jnp.where(norms_Vx1 > 0, norms_Vx1, 1.0)
+    xp, (table_VxD,) = _namespace(table_VxD)
+    norms_Vx1 = xp.linalg.norm(table_VxD, axis=-1, keepdims=True)
+    return table_VxD / xp.where(norms_Vx1 > 0, norms_Vx1, 1.0)
 
 
-@jax.jit
-def cosine_similarity(a_ND: jax.Array, b_ND: jax.Array) -> jax.Array:
+def cosine_similarity(a_ND, b_ND):
     """Cosine similarity of vectors taken in pairs (row i of `a` with row i of `b`).
 
     Args:
@@ -71,11 +70,11 @@ def cosine_similarity(a_ND: jax.Array, b_ND: jax.Array) -> jax.Array:
       >>> float(cosine_similarity(jnp.array([1.0, 0.0]), jnp.array([1.0, 1.0])))
       0.7071...
     """
-    return jnp.sum(unit_rows(a_ND) * unit_rows(b_ND), axis=-1)
+    xp, (a_ND, b_ND) = _namespace(a_ND, b_ND)
+    return xp.sum(unit_rows(a_ND) * unit_rows(b_ND), axis=-1)
 
 
-@jax.jit
-def similarity_matrix(x_NxD: jax.Array, y_MxD: jax.Array) -> jax.Array:
+def similarity_matrix(x_NxD, y_MxD):
     """Cosine similarity of every row of `x` with every row of `y`.
 
     Args:
@@ -88,6 +87,7 @@ def similarity_matrix(x_NxD: jax.Array, y_MxD: jax.Array) -> jax.Array:
       >>> similarity_matrix(jnp.eye(3), jnp.eye(3))  # one-hot vectors: all orthogonal
       Array([[1., 0., 0.], [0., 1., 0.], [0., 0., 1.]], dtype=float32)
     """
+    _, (x_NxD, y_MxD) = _namespace(x_NxD, y_MxD)
     return unit_rows(x_NxD) @ unit_rows(y_MxD).T
 
 
@@ -126,7 +126,8 @@ def most_similar(
     if not positive and not negative:
         raise ValueError("most_similar needs at least one positive or negative word; got none")
     vectors_QxD, exclude = _query_vectors(table_VxD, vocab, positive + negative, normalise=True)
-    weights_Q = jnp.asarray([1.0] * len(positive) + [-1.0] * len(negative), dtype=jnp.float32)
+    xp, _ = _namespace(table_VxD)
+    weights_Q = xp.asarray([1.0] * len(positive) + [-1.0] * len(negative), dtype=np.float32)
     # gensim divides by the total weight before normalising; the direction, and so every score, is
     # the same either way.
     query_D = weights_Q @ vectors_QxD
@@ -152,7 +153,7 @@ def similar_by_vector(
     """
     table_VxD = check_table(table_VxD, vocab)
     positive_int("topn", topn)
-    query_D = _check_vector(vector_D, table_VxD.shape[1])
+    query_D = _check_vector(table_VxD, vector_D)
     return _ranked(table_VxD, vocab, query_D, [], topn, restrict_vocab)
 
 
@@ -206,7 +207,8 @@ def difference_norm(table_VxD, vocab: Vocab, a: str, b: str) -> float:
     """
     table_VxD = check_table(table_VxD, vocab)
     i, j = _ids(vocab, [a, b])
-    return float(jnp.linalg.norm(table_VxD[i] - table_VxD[j]))
+    xp, _ = _namespace(table_VxD)
+    return float(xp.linalg.norm(table_VxD[i] - table_VxD[j]))
 
 
 def doesnt_match(table_VxD, vocab: Vocab, words: Sequence[str]) -> str:
@@ -225,7 +227,7 @@ def doesnt_match(table_VxD, vocab: Vocab, words: Sequence[str]) -> str:
     if not words:
         raise ValueError("doesnt_match needs at least one word; got none")
     unit_NxD = unit_rows(table_VxD[np.asarray(_ids(vocab, words))])
-    centre_D = unit_rows(jnp.mean(unit_NxD, axis=0))
+    centre_D = unit_rows(unit_NxD.mean(axis=0))
     scores_N = np.asarray(unit_NxD @ centre_D).tolist()
     # gensim sorts (score, word) pairs and takes the last: ties go to the smaller word.
     return min(zip(scores_N, words, strict=True))[1]
@@ -234,19 +236,65 @@ def doesnt_match(table_VxD, vocab: Vocab, words: Sequence[str]) -> str:
 # ----------------------------------------------------------------------------------- internals
 
 
-@functools.partial(jax.jit, static_argnames=("k",))
-def _top_k_cosine(table_VxD, query_D, exclude_E, k: int):
-    scores_V = unit_rows(table_VxD) @ unit_rows(query_D)
-    return jax.lax.top_k(scores_V.at[exclude_E].set(-jnp.inf, mode="drop"), k)
+def _namespace(*arrays):
+    """(jax.numpy, arrays) if any is a JAX array (or a tracer), else (numpy, numpy arrays).
+
+    numpy inputs stay in numpy, so querying a numpy table never imports JAX.
+    """
+    jax = sys.modules.get("jax")  # no JAX array can exist before jax is imported
+    if jax is not None and any(isinstance(a, jax.Array) for a in arrays):
+        return jax.numpy, arrays
+    return np, tuple(np.asarray(a) for a in arrays)
 
 
-@functools.partial(jax.jit, static_argnames=("k",))
-def _cosmul_top_k(table_VxD, positive_PxD, negative_NxD, exclude_E, k: int):
+@functools.cache
+def _jitted():
+    """The JAX kernels, compiled on first use (importing this module does not import JAX)."""
+    import jax
+    import jax.numpy as jnp
+
+    def drop(scores_V, exclude_E):
+        return scores_V.at[exclude_E].set(-jnp.inf, mode="drop")
+
+    @functools.partial(jax.jit, static_argnames=("k",))
+    def top_k_cosine(table_VxD, query_D, exclude_E, k: int):
+        return jax.lax.top_k(drop(unit_rows(table_VxD) @ unit_rows(query_D), exclude_E), k)
+
+    @functools.partial(jax.jit, static_argnames=("k",))
+    def cosmul_top_k(table_VxD, positive_PxD, negative_NxD, exclude_E, k: int):
+        return jax.lax.top_k(
+            drop(_cosmul_scores(table_VxD, positive_PxD, negative_NxD), exclude_E), k
+        )
+
+    return top_k_cosine, cosmul_top_k
+
+
+def _cosmul_scores(table_VxD, positive_PxD, negative_NxD):
+    xp, _ = _namespace(table_VxD, positive_PxD, negative_NxD)
     unit_VxD = unit_rows(table_VxD)
-    numerator_V = jnp.prod((1.0 + unit_VxD @ positive_PxD.T) / 2.0, axis=1)
-    denominator_V = jnp.prod((1.0 + unit_VxD @ negative_NxD.T) / 2.0, axis=1)
-    scores_V = numerator_V / (denominator_V + _COSMUL_EPSILON)
-    return jax.lax.top_k(scores_V.at[exclude_E].set(-jnp.inf, mode="drop"), k)
+    numerator_V = xp.prod((1.0 + unit_VxD @ positive_PxD.T) / 2.0, axis=1)
+    denominator_V = xp.prod((1.0 + unit_VxD @ negative_NxD.T) / 2.0, axis=1)
+    return numerator_V / (denominator_V + _COSMUL_EPSILON)
+
+
+def _numpy_top_k(scores_V, exclude_E, k):
+    scores_V = np.array(scores_V, dtype=np.float32)
+    scores_V[exclude_E[exclude_E < len(scores_V)]] = -np.inf
+    ids_K = np.argpartition(-scores_V, k - 1)[:k] if k < len(scores_V) else np.arange(len(scores_V))
+    ids_K = ids_K[np.lexsort((ids_K, -scores_V[ids_K]))]  # best first; ties: lower ID first
+    return scores_V[ids_K], ids_K
+
+
+def _top_k_cosine(table_VxD, query_D, exclude_E, k):
+    if _namespace(table_VxD, query_D)[0] is np:
+        return _numpy_top_k(unit_rows(table_VxD) @ unit_rows(query_D), exclude_E, k)
+    return _jitted()[0](table_VxD, query_D, exclude_E, k)
+
+
+def _cosmul_top_k(table_VxD, positive_PxD, negative_NxD, exclude_E, k):
+    if _namespace(table_VxD, positive_PxD, negative_NxD)[0] is np:
+        return _numpy_top_k(_cosmul_scores(table_VxD, positive_PxD, negative_NxD), exclude_E, k)
+    return _jitted()[1](table_VxD, positive_PxD, negative_NxD, exclude_E, k)
 
 
 def _ranked(table_VxD, vocab, query_D, exclude, topn, restrict_vocab):
@@ -268,7 +316,7 @@ def _padded_exclusions(exclude, n_candidates):
     # padding ID is out of range and so dropped.
     size = 4 * max(1, -(-len(exclude) // 4))
     padded = list(exclude) + [n_candidates] * (size - len(exclude))
-    return jnp.asarray(padded, dtype=jnp.int32)
+    return np.asarray(padded, dtype=np.int32)
 
 
 def _query_vectors(table_VxD, vocab, items, normalise):
@@ -276,15 +324,16 @@ def _query_vectors(table_VxD, vocab, items, normalise):
     words = [item for item in items if isinstance(item, str)]
     ids = _ids(vocab, words)
     by_word = dict(zip(words, ids, strict=True))
-    dim = table_VxD.shape[1]
+    xp, _ = _namespace(table_VxD)
     rows = []
     for item in items:
         if isinstance(item, str):
             row = table_VxD[by_word[item]]
             rows.append(unit_rows(row) if normalise else row)
         else:
-            rows.append(_check_vector(item, dim))
-    vectors_QxD = jnp.stack(rows) if rows else jnp.zeros((0, dim), table_VxD.dtype)
+            rows.append(_check_vector(table_VxD, item))
+    dim = table_VxD.shape[1]
+    vectors_QxD = xp.stack(rows) if rows else xp.zeros((0, dim), table_VxD.dtype)
     return vectors_QxD, sorted(set(ids))
 
 
@@ -324,9 +373,10 @@ def _close_spellings(vocab, word, n=3):
 
 def as_table(table_VxD):
     """The table as a 2-D float array; numpy stays numpy (no copy: queries convert only rows)."""
-    if not isinstance(table_VxD, np.ndarray | jax.Array):
+    jax = sys.modules.get("jax")
+    if not isinstance(table_VxD, np.ndarray) and not (jax and isinstance(table_VxD, jax.Array)):
         table_VxD = np.asarray(table_VxD)
-    if table_VxD.ndim != 2 or not jnp.issubdtype(table_VxD.dtype, jnp.floating):
+    if table_VxD.ndim != 2 or not _is_float(table_VxD.dtype):
         raise ValueError(
             f"the table must be a 2-D float array (V, D); got shape {table_VxD.shape} and "
             f"dtype {table_VxD.dtype}"
@@ -334,7 +384,12 @@ def as_table(table_VxD):
     return table_VxD
 
 
-def check_table(table_VxD, vocab: Vocab) -> np.ndarray | jax.Array:
+def _is_float(dtype) -> bool:
+    # bfloat16 (ml_dtypes) is no np.floating subtype, yet a float
+    return np.issubdtype(dtype, np.floating) or dtype.name == "bfloat16"
+
+
+def check_table(table_VxD, vocab: Vocab):
     """Checks that the table is a 2-D float array with one row per vocabulary word.
 
     Returns the table (numpy and JAX arrays as they are, anything else through `np.asarray`).
@@ -354,8 +409,11 @@ def check_table(table_VxD, vocab: Vocab) -> np.ndarray | jax.Array:
     return table_VxD
 
 
-def _check_vector(vector_D, dim):
-    vector_D = jnp.asarray(vector_D, dtype=jnp.float32)
+def _check_vector(table_VxD, vector_D):
+    """The query vector as float32, in the table's array namespace, checked against its width."""
+    xp, _ = _namespace(table_VxD)
+    dim = table_VxD.shape[1]
+    vector_D = xp.asarray(vector_D, dtype=np.float32)
     if vector_D.shape != (dim,):
         raise ValueError(f"a query vector must have shape ({dim},); got {vector_D.shape}")
     return vector_D

@@ -275,3 +275,43 @@ def test_zero_vectors_never_give_nan():
     assert not np.isnan(list(mul.values())).any()
     _, scores = analogy_top_k(table, [zero], [1], [2], topn=5)
     assert np.isfinite(scores).all()
+
+
+# ------------------------------------------------------------------- numpy tables stay in numpy
+
+
+@pytest.mark.parametrize(
+    "query",
+    [
+        lambda t: most_similar(t, VOCAB, ["king", "woman"], ["man"], topn=5),
+        lambda t: most_similar(t, VOCAB, ["paris", TABLE[3]], ["france"], topn=31),
+        lambda t: most_similar(t, VOCAB, ["uncle"], topn=4, restrict_vocab=9),
+        lambda t: most_similar_cosmul(t, VOCAB, ["king", "woman"], ["man"], topn=6),
+        lambda t: similar_by_vector(t, VOCAB, TABLE[5], topn=3),
+        lambda t: [(doesnt_match(t, VOCAB, ["dog", "cat", "paris"]), 0.0)],
+        lambda t: [("norm", difference_norm(t, VOCAB, "man", "woman"))],
+    ],
+)
+def test_numpy_and_jax_tables_give_the_same_answers(query):
+    _assert_same_ranking(query(TABLE), query(jnp.asarray(TABLE)))
+
+
+def test_querying_a_numpy_table_does_not_import_jax(tmp_path):
+    # `jaxembed similar` on a vector file: numpy all the way, as gensim (JAX's import is ~2 s).
+    import subprocess
+    import sys
+
+    path = tmp_path / "v.txt"
+    path.write_text("3 2\nking 1 0\nqueen 0.9 0.1\napple 0 1\n")
+    code = (
+        "import sys\n"
+        "from jaxembed.io import load_vectors\n"
+        "from jaxembed.vectors import most_similar\n"
+        f"table, vocab = load_vectors({str(path)!r})\n"
+        "print(most_similar(table, vocab, ['king'], topn=1))\n"
+        "print(sorted(m for m in sys.modules if m == 'jax' or m.startswith('jax.')))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    answer, jax_modules = out.stdout.splitlines()
+    assert answer.startswith("[('queen', 0.9938")  # 0.9 / |(0.9, 0.1)|
+    assert jax_modules == "[]"
