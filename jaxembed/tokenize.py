@@ -22,18 +22,29 @@ import functools
 import hashlib
 import importlib.util
 import os
-import re
 import socket
 import tempfile
 from collections.abc import Sequence
 
+import regex
 import tiktoken
 import tiktoken.load
 from tiktoken_ext import openai_public
 
+# A word character: a letter, digit or "_", or a combining mark (\p{M}), which belongs to the letter
+# before it (decomposed "naïve", Devanagari's vowel signs and viramas).
+_W = r"[\w\p{M}]"
+# One emoji as it is seen: a flag (two regional indicators), or a pictograph with its skin tone,
+# variation selector or keycap, tags (England's flag) and ZWJ-joined pictographs (a family).
+_EMOJI = (
+    r"\p{RI}\p{RI}|\p{Extended_Pictographic}[\p{EMod}\p{M}\U000E0020-\U000E007F]*"
+    r"(?:\u200D\p{Extended_Pictographic}[\p{EMod}\p{M}]*)*"
+)
+_SEPARATORS = "\x1c-\x1f"  # whitespace to str.split and str.isspace, not to regex's \s
 # A number with inner separators ("3.14", "1,000"); a word with inner apostrophes or single
-# hyphens ("don't", "well-known"); else one punctuation symbol, repeated ("--", "...", "!").
-_TOKEN = re.compile(r"\d+(?:[.,]\d+)+|\w+(?:['’-]\w+)*|([^\w\s])\1*")
+# hyphens ("don't", "well-known"); an emoji; else one punctuation symbol, repeated ("--", "...").
+_TOKEN = regex.compile(rf"\d+(?:[.,]\d+)+|{_W}+(?:['’-]{_W}+)*|{_EMOJI}|([^\w\s{_SEPARATORS}])\1*")
+_WORD_LIKE = regex.compile(rf"{_W}|{_EMOJI}")  # spaced as words by join_words
 _OPENING = frozenset("([{“‘«¿¡")
 
 GPT2_N_VOCAB = 50_257
@@ -50,9 +61,11 @@ _NETWORK_PROBE_S = 3.0
 def split_words(text: str) -> list[str]:
     """Splits text into word and punctuation tokens, dropping whitespace.
 
-    A token is a word (letters, digits, "_"), which keeps inner apostrophes and single hyphens
-    ("don't", "well-known"); a number with inner "." or "," ("3.14"); or one punctuation symbol,
-    repeated ("--", "..."). Everything is kept except whitespace.
+    A token is a word (letters, digits, "_" and their combining marks), which keeps inner
+    apostrophes and single hyphens ("don't", "well-known"); a number with inner "." or ","
+    ("3.14"); one emoji, as the reader sees it (flags, skin tones and ZWJ sequences such as a
+    family stay whole); or one punctuation symbol, repeated ("--", "..."). Everything is kept
+    except whitespace.
 
     Args:
       text: any string.
@@ -63,6 +76,8 @@ def split_words(text: str) -> list[str]:
     Example:
       >>> split_words("Hello, world. Is this-- a test?")
       ['Hello', ',', 'world', '.', 'Is', 'this', '--', 'a', 'test', '?']
+      >>> split_words("हिन्दी 👍🏽")  # marks stay with their letters; an emoji is one token
+      ['हिन्दी', '👍🏽']
     """
     if not isinstance(text, str):
         raise TypeError(f"split_words takes a str; got {type(text).__name__}")
@@ -73,7 +88,7 @@ def join_words(tokens: Sequence[str]) -> str:
     """Joins word tokens into text: the inverse of `split_words` for ordinary prose.
 
     Tokens are separated by one space, except before punctuation and after an opening bracket or
-    quote; straight double quotes alternate between opening and closing. Original spacing is
+    quote (emoji are spaced as words); straight double quotes alternate between opening and closing. Original spacing is
     lost, so odd spacing ("a , b") comes back normalised ("a, b"); splitting the result again
     always gives the same tokens.
 
@@ -92,7 +107,7 @@ def join_words(tokens: Sequence[str]) -> str:
     pieces: list[str] = []
     previous, after_opening, quote_open = "", True, False
     for token in tokens:
-        punctuation = bool(token) and not (token[0].isalnum() or token[0] == "_")
+        punctuation = bool(token) and not _WORD_LIKE.match(token)
         if punctuation and set(token) == {'"'}:
             quote_open = not quote_open
             opening = quote_open

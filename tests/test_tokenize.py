@@ -5,6 +5,7 @@ import importlib.util
 import os
 import shutil
 import socket
+import unicodedata
 
 import pytest
 import tiktoken
@@ -33,6 +34,13 @@ from jaxembed.tokenize import gpt2_encode, gpt2_tokenizer, join_words, split_wor
         ('She said "no" (twice).', ["She", "said", '"', "no", '"', "(", "twice", ")", "."]),
         ("naïve café 東京 x_1", ["naïve", "café", "東京", "x_1"]),
         ("the dogs' bowls", ["the", "dogs", "'", "bowls"]),
+        ("nai\u0308ve", ["nai\u0308ve"]),  # decomposed: the diaeresis belongs to its i
+        ("हिन्दी भाषा", ["हिन्दी", "भाषा"]),  # vowel signs and the virama are marks
+        ("👩\u200d👩\u200d👧 🇫🇷🇩🇪 👍🏽!", ["👩\u200d👩\u200d👧", "🇫🇷", "🇩🇪", "👍🏽", "!"]),
+        (
+            "🏴\U000e0067\U000e0062\U000e0065\U000e006e\U000e0067\U000e007f 1\ufe0f\u20e3",
+            ["🏴\U000e0067\U000e0062\U000e0065\U000e006e\U000e0067\U000e007f", "1\ufe0f\u20e3"],
+        ),
         ("  \t\n ", []),
         ("", []),
     ],
@@ -48,6 +56,8 @@ def test_split_words(text, tokens):
         'He said, "Hi there." Then (quickly) left...',
         "Don't panic: it's 3.14, well-known [see below]!",
         "the dogs' bowls",
+        "A nai\u0308ve 👍🏽 reply, 👩\u200d👩\u200d👧 and 🇫🇷.",
+        "हिन्दी भाषा।",
     ],
 )
 def test_join_words_inverts_split_words_for_prose(text):
@@ -67,11 +77,49 @@ def test_join_words_spacing(tokens, text):
     assert join_words(tokens) == text
 
 
-@given(st.text())
+# Text rich in what breaks naive splitters: combining marks, Devanagari, ZWJ, regional
+# indicators, skin tones, variation selectors, keycaps, tags, quotes and apostrophes.
+_HARD = st.text(
+    st.sampled_from(
+        list("ai e9 .,'\"-(")
+        + [
+            "\u0308",
+            "\u0301",
+            "ह",
+            "ि",
+            "्",
+            "न",
+            "\u200d",
+            "👩",
+            "👧",
+            "🇫",
+            "🇷",
+            "🏽",
+            "\ufe0f",
+            "\u20e3",
+            "\U000e0067",
+            "🏴",
+            "東",
+            "。",
+        ]
+    )
+)
+
+
+@given(st.text() | _HARD)
 def test_split_join_split_is_stable(text):
     tokens = split_words(text)
     assert split_words(join_words(tokens)) == tokens
     assert all(tokens) and not any(c.isspace() for t in tokens for c in t)
+
+
+@given(_HARD)
+def test_marks_never_start_a_token_after_a_letter(text):
+    # A combining mark right after a letter stays in that letter's token.
+    tokens = split_words(text)
+    for before, token in zip(tokens, tokens[1:], strict=False):
+        if before[-1].isalpha() and text.find(before + token) >= 0:
+            assert not unicodedata.category(token[0]).startswith("M"), (before, token)
 
 
 def test_word_functions_refuse_wrong_types():
