@@ -3,7 +3,22 @@
 `read_corpus` streams plain, .xz, .gz or .bz2 files (found by their magic bytes) in 1 MiB blocks, so
 a 100 MB single line (text8) never becomes one Python string or a list of the corpus. One pass both
 counts the words and stores them as provisional int32 IDs; the frequency vocabulary then maps them
-to final IDs, dropping words below `min_count` as gensim does. Sentences are lines, cut into pieces
+to final IDs, dropping words below `min_count` as gensim does. How text becomes tokens is the
+`tokenizer`'s choice (`TOKENIZERS`):
+
+- "whitespace": words are what `str.split` gives (gensim's `LineSentence`): punctuation stays
+  attached ("said," and "said" are two words) and case is kept. The default.
+- "words": `jaxembed.tokenize.split_words` per line, so raw prose becomes words and punctuation
+  tokens; `lowercase=True` folds case ("The" and "the" become one word).
+- "gpt2": GPT-2's byte-pair encoding (tiktoken, offline). The vocabulary is GPT-2's own, all
+  50,257 tokens in GPT-2's ID order (keys in encoder.json's form, "Ġking"), so corpus ID i is
+  GPT-2 token i and a learned table's row i belongs to token i. Counts come from the corpus; a
+  token seen fewer than `min_count` times (or outside the `max_size` most frequent) keeps its row
+  but gets count 0: it is dropped from the IDs, so it is never trained and never drawn as noise
+  (vocab.txt shows its count as 0; `min_count=1` keeps every token seen). `end_of_text=True` ends
+  each line (a document) with "<|endoftext|>", for next-token training.
+
+Sentences are lines, cut into pieces
 of at most 10,000 words (gensim's MAX_WORDS_IN_BATCH, as `LineSentence` and `Text8Corpus` do);
 word2vec windows never cross them. Invalid UTF-8 is replaced by U+FFFD, counted and warned about.
 
@@ -36,7 +51,7 @@ from collections.abc import Iterator, Sequence
 
 import numpy as np
 
-from jaxembed.checks import ParameterError, optional_positive_int, positive_int
+from jaxembed.checks import ParameterError, one_of, optional_positive_int, positive_int
 from jaxembed.files import atomic_open, open_compressed
 from jaxembed.vocab import Vocab
 
@@ -44,6 +59,9 @@ MAX_SENTENCE_LENGTH = 10_000  # gensim's MAX_WORDS_IN_BATCH: longer lines are cu
 _BLOCK_BYTES = 1 << 20  # bytes read at a time
 _WHITESPACE = b" \n\t\r\x0b\x0c"
 _CACHE_FILES = ("ids.npy", "sentence_starts.npy", "vocab.txt", "corpus.json")
+_LONG_LINE_BYTES = 8 << 20  # gpt2: a line longer than this is cut at a space (text8 is one line)
+TOKENIZERS = ("whitespace", "words", "gpt2")
+_TOKEN_SETTINGS = ("tokenizer", "lowercase", "end_of_text")  # a cache read otherwise is refused
 
 
 @dataclasses.dataclass(frozen=True, eq=False)
@@ -66,6 +84,9 @@ def read_corpus(
     min_count: int = 5,
     max_size: int | None = None,
     *,
+    tokenizer: str = "whitespace",
+    lowercase: bool = False,
+    end_of_text: bool = False,
     cache_dir: str | os.PathLike | None = None,
     max_sentence_length: int = MAX_SENTENCE_LENGTH,
     progress: bool = False,
@@ -74,9 +95,12 @@ def read_corpus(
 
     Args:
       paths: one file or a list, read in order; plain, .xz, .gz or .bz2 (detected by magic bytes).
-        Words are separated by whitespace (str.split); each line is a sentence.
-      min_count: drop words seen fewer times (gensim's min_count).
+        Each line is a sentence (or a document).
+      min_count: drop words seen fewer times (gensim's min_count); "gpt2" keeps their rows.
       max_size: keep at most this many of the most frequent words.
+      tokenizer: "whitespace", "words" or "gpt2" (see the module docstring).
+      lowercase: fold case first ("words" and "whitespace"; GPT-2's tokens are cased).
+      end_of_text: "gpt2" only: end every non-empty line with "<|endoftext|>" (ID 50256).
       cache_dir: if given, the IDs are written there (np.memmap, for corpora bigger than memory) and
         a later call with the same files and settings loads them instead of reading the text again.
       max_sentence_length: lines longer than this are cut into several sentences.
@@ -95,6 +119,21 @@ def read_corpus(
     positive_int("min_count", min_count)
     positive_int("max_sentence_length", max_sentence_length)
     optional_positive_int("max_size", max_size)  # checked before the text is read
+    one_of("tokenizer", tokenizer, TOKENIZERS)
+    if tokenizer == "gpt2" and lowercase:
+        raise ParameterError(
+            "lowercase=True with tokenizer='gpt2': GPT-2's vocabulary is cased (\"ĠThe\" and "
+            "\"Ġthe\" are two tokens) - drop lowercase, or use tokenizer='words'",
+            "lowercase",
+            "tokenizer",
+        )
+    if end_of_text and tokenizer != "gpt2":
+        raise ParameterError(
+            f"end_of_text=True needs tokenizer='gpt2' (got tokenizer={tokenizer!r}): "
+            "\"<|endoftext|>\" is GPT-2's token - pass tokenizer='gpt2' or drop end_of_text",
+            "end_of_text",
+            "tokenizer",
+        )
     if not paths:
         raise ValueError("no corpus files given - pass at least one text file")
     for path in paths:
@@ -106,22 +145,116 @@ def read_corpus(
         "min_count": min_count,
         "max_size": max_size,
         "max_sentence_length": max_sentence_length,
+        "tokenizer": tokenizer,
+        "lowercase": lowercase,
+        "end_of_text": end_of_text,
     }
     source = {"files": [_fingerprint(p) for p in paths], **settings}
-    if cache_dir is not None and _cache_source(cache_dir) == source:
+    cached = None if cache_dir is None else _cache_source(cache_dir)
+    if cached == source:
         return load_corpus(cache_dir)
+    if cached is not None and cached.get("files") == source["files"]:
+        _refuse_other_tokens(cache_dir, cached, settings)
+    tokens = _Tokens(tokenizer, lowercase, end_of_text)
     if cache_dir is None:
-        return _read(paths, min_count, max_size, max_sentence_length, None, progress)
+        return _read(paths, min_count, max_size, max_sentence_length, None, progress, tokens)
     _invalidate(cache_dir)
-    corpus = _read(paths, min_count, max_size, max_sentence_length, os.fspath(cache_dir), progress)
+    corpus = _read(
+        paths, min_count, max_size, max_sentence_length, os.fspath(cache_dir), progress, tokens
+    )
     _write_meta(corpus, cache_dir, source)
     return load_corpus(cache_dir)
 
 
-def _read(paths, min_count, max_size, max_sentence_length, cache_dir, progress=False) -> Corpus:
-    # word -> provisional ID in order of first appearance; a new word's ID is assigned in C
+def _refuse_other_tokens(cache_dir, cached: dict, settings: dict) -> None:
+    """A cache of the same files read into other tokens is not silently replaced."""
+    other = {k: cached.get(k, False if k != "tokenizer" else "whitespace") for k in _TOKEN_SETTINGS}
+    if all(other[k] == settings[k] for k in _TOKEN_SETTINGS):
+        return
+    was = ", ".join(f"{k}={other[k]!r}" for k in _TOKEN_SETTINGS if other[k] != settings[k])
+    now = ", ".join(f"{k}={settings[k]!r}" for k in _TOKEN_SETTINGS if other[k] != settings[k])
+    raise ParameterError(
+        f"cache_dir {os.fspath(cache_dir)} holds these files read with {was}; this call asks "
+        f"{now} - pass another cache_dir (one per tokenizer), or delete that folder",
+        "cache_dir",
+        *[k for k in _TOKEN_SETTINGS if other[k] != settings[k]],
+    )
+
+
+class _Tokens:
+    """Turns decoded blocks of text into tokens, per line: the tokenizer of `read_corpus`."""
+
+    def __init__(self, tokenizer: str, lowercase: bool, end_of_text: bool):
+        self.name, self.lowercase, self.end_of_text = tokenizer, lowercase, end_of_text
+        self.encoding = None
+        if tokenizer == "gpt2":
+            from jaxembed.tokenize import gpt2_tokenizer
+
+            self.encoding = gpt2_tokenizer()
+        self.threads = max(1, len(os.sched_getaffinity(0)))
+        self.open_tokens = 0  # gpt2: tokens of the line still open at the end of the last block
+
+    def fixed_vocab(self) -> tuple[str, ...] | None:
+        """The vocabulary in ID order when the tokenizer has its own (gpt2), else None."""
+        if self.encoding is None:
+            return None
+        from jaxembed.tokenize import gpt2_keys
+
+        return gpt2_keys()
+
+    def cut(self, data: bytes, final: bool) -> int:
+        """Where a block may end so that no token is split: the rest waits for the next block."""
+        if final:
+            return len(data)
+        if self.encoding is None:  # after the last ASCII whitespace: a word is never split
+            return max(data.rfind(c) for c in _WHITESPACE) + 1
+        cut = data.rfind(b"\n") + 1  # gpt2: whole lines, as BPE pieces carry their spaces
+        if cut == 0 and len(data) > _LONG_LINE_BYTES:
+            # A GPT-2 piece never holds a non-space followed by a space: cutting before a space
+            # that follows a non-space gives exactly the tokens of the uncut line.
+            for i in range(len(data) - 1, 0, -1):
+                if data[i : i + 1] in (b" ", b"\t") and data[i - 1 : i] not in _WHITESPACE:
+                    return i
+        return cut
+
+    def block(self, text: str, final: bool) -> tuple[list | np.ndarray, list[int]]:
+        """(tokens, token count of each line piece of `text`), as `text.split("\\n")` cuts it.
+
+        The last piece continues the line still open unless `final`.
+        """
+        lines = text.split("\n")
+        if self.encoding is not None:  # "\r\n" line ends: the "\r" is no token of the line
+            lines = [line[:-1] if line.endswith("\r") else line for line in lines]
+        if self.lowercase:
+            lines = [line.lower() for line in lines]
+        if self.name == "whitespace":
+            return (text.lower() if self.lowercase else text).split(), [
+                len(x.split()) for x in lines
+            ]
+        if self.name == "words":
+            from jaxembed.tokenize import split_words
+
+            per_line = [split_words(line) for line in lines]
+            return list(itertools.chain.from_iterable(per_line)), [len(x) for x in per_line]
+        per_line = self.encoding.encode_ordinary_batch(lines, num_threads=self.threads)
+        if self.end_of_text:  # after every completed line that holds tokens
+            eot = self.encoding.eot_token
+            for i, ids in enumerate(per_line):
+                complete = i < len(per_line) - 1 or final
+                if complete and (ids or (i == 0 and self.open_tokens)):
+                    ids.append(eot)
+        lengths = [len(ids) for ids in per_line]
+        self.open_tokens = (self.open_tokens if len(lines) == 1 else 0) + lengths[-1]
+        ids = np.fromiter(itertools.chain.from_iterable(per_line), np.int32, sum(lengths))
+        return ids, lengths
+
+
+def _read(paths, min_count, max_size, max_sentence_length, cache_dir, progress, tokens) -> Corpus:
+    # word -> provisional ID in order of first appearance; a new word's ID is assigned in C.
+    # gpt2's tokens arrive as IDs already: they are their own provisional IDs.
     index: dict[str, int] = collections.defaultdict(itertools.count().__next__)
-    counts_U = np.zeros(0, np.int64)
+    fixed = tokens.fixed_vocab()
+    counts_U = np.zeros(0 if fixed is None else len(fixed), np.int64)
     store = _BlockStore(cache_dir)
     line_lengths, n_undecodable = [], 0
     digest = hashlib.blake2b(digest_size=16)
@@ -129,8 +262,11 @@ def _read(paths, min_count, max_size, max_sentence_length, cache_dir, progress=F
     try:
         for path in paths:
             n_before = store.n
-            for words, lengths, n_bad in _read_file(path, digest, bar.update):
-                ids = np.fromiter(map(index.__getitem__, words), np.int32, len(words))
+            for words, lengths, n_bad in _read_file(path, digest, bar.update, tokens):
+                if fixed is None:
+                    ids = np.fromiter(map(index.__getitem__, words), np.int32, len(words))
+                else:
+                    ids = words
                 store.append(ids)
                 if len(index) > len(counts_U):  # grow geometrically: O(words), not O(blocks * V)
                     counts_U = np.concatenate(
@@ -149,9 +285,12 @@ def _read(paths, min_count, max_size, max_sentence_length, cache_dir, progress=F
                 UnicodeWarning,
                 stacklevel=3,
             )
-        vocab = _vocab(list(index), counts_U[: len(index)], min_count, max_size)
-        remap_U = np.full(len(index), -1, np.int32)
-        remap_U[[index[w] for w in vocab.index_to_key]] = np.arange(len(vocab), dtype=np.int32)
+        if fixed is None:
+            vocab = _vocab(list(index), counts_U[: len(index)], min_count, max_size)
+            remap_U = np.full(len(index), -1, np.int32)
+            remap_U[[index[w] for w in vocab.index_to_key]] = np.arange(len(vocab), dtype=np.int32)
+        else:
+            vocab, remap_U = _fixed_vocab(fixed, counts_U, min_count, max_size)
         raw_starts = _sentence_starts(np.concatenate(line_lengths), max_sentence_length)
         ids_N, starts = store.encode(remap_U, int(vocab.counts.sum()), raw_starts)
     finally:
@@ -160,8 +299,8 @@ def _read(paths, min_count, max_size, max_sentence_length, cache_dir, progress=F
     return Corpus(vocab, ids_N, starts, int(raw_starts[-1]), n_undecodable, digest.hexdigest())
 
 
-def _read_file(path: str, digest, advance) -> Iterator[tuple[list[str], list[int], int]]:
-    """Yields (words, word counts of the lines completed, n_undecodable) per block of the file.
+def _read_file(path: str, digest, advance, tokens) -> Iterator[tuple[list[str], list[int], int]]:
+    """Yields (tokens, token counts of the lines completed, n_undecodable) per block of the file.
 
     Every block read also updates `digest` (a hashlib object) and calls `advance` with the bytes
     of the stored file consumed since the last call.
@@ -183,17 +322,18 @@ def _read_file(path: str, digest, advance) -> Iterator[tuple[list[str], list[int
                 _refuse_utf16(path, block)
             first = False
             data = rest + block
-            # Cut after the last ASCII whitespace: a word or a UTF-8 sequence is never split.
-            cut = len(data) if not block else max(data.rfind(c) for c in _WHITESPACE) + 1
+            # Cut at whitespace (the tokenizer says which): a token or a UTF-8 sequence is never
+            # split.
+            cut = tokens.cut(data, final=not block)
             text, n_bad = _decode(data[:cut])
             rest = data[cut:]
-            lengths = [len(line.split()) for line in text.split("\n")]
+            found, lengths = tokens.block(text, final=not block)
             lengths[0] += open_line
             open_line = lengths.pop()
             if not block:
-                yield text.split(), [*lengths, open_line], n_bad
+                yield found, [*lengths, open_line], n_bad
                 return
-            yield text.split(), lengths, n_bad
+            yield found, lengths, n_bad
 
 
 def _stored_position(f, fallback: int) -> int:
@@ -255,6 +395,29 @@ def _vocab(keys: list[str], counts_U: np.ndarray, min_count: int, max_size: int 
     return Vocab.from_counts(
         dict(zip(keys, counts_U.tolist(), strict=True)), "frequency", min_count, max_size
     )
+
+
+def _fixed_vocab(keys, counts_V, min_count: int, max_size: int | None) -> tuple[Vocab, np.ndarray]:
+    """A tokenizer's own vocabulary (gpt2), every key in ID order; the rare ones get count 0.
+
+    Returns the Vocab and the ID map: the identity for the tokens kept, -1 (dropped) for the rest.
+    """
+    kept_V = counts_V >= min_count
+    if max_size is not None and kept_V.sum() > max_size:
+        order = np.lexsort((np.arange(len(counts_V)), -counts_V))  # most frequent, then lower ID
+        kept_V = np.zeros_like(kept_V)
+        kept_V[order[:max_size]] = True
+        kept_V &= counts_V >= min_count
+    if not kept_V.any():
+        top = int(np.argmax(counts_V))
+        raise ParameterError(
+            f"no token occurs min_count={min_count} times (the most frequent, {keys[top]!r}, "
+            f"occurs {counts_V[top]} times) - lower min_count to {counts_V[top]} or less, "
+            "or use a larger corpus",
+            "min_count",
+        )
+    ids_V = np.arange(len(keys), dtype=np.int32)
+    return Vocab.from_keys(keys, np.where(kept_V, counts_V, 0)), np.where(kept_V, ids_V, -1)
 
 
 def _sentence_starts(line_lengths: np.ndarray, max_length: int) -> np.ndarray:

@@ -173,6 +173,104 @@ def gpt2_encode(texts: Sequence[str], num_threads: int = 8) -> list[list[int]]:
     return gpt2_tokenizer().encode_ordinary_batch(list(texts), num_threads=num_threads)
 
 
+# ---------------------------------------------------------------------------- GPT-2 token keys
+
+
+@functools.cache
+def _byte_to_char() -> tuple[str, ...]:
+    """GPT-2's `bytes_to_unicode` (encoder.json's key form): byte b -> one printable character.
+
+    The 188 printable Latin-1 bytes map to themselves; the others (controls, space, ...) to
+    chr(256), chr(257), ... in byte order, so a space is "Ġ" (chr(288)) and a newline "Ċ".
+    """
+    printable = [*range(ord("!"), ord("~") + 1), *range(0xA1, 0xAC + 1), *range(0xAE, 0xFF + 1)]
+    chars, extra = {}, 0
+    for b in range(256):
+        if b in printable:
+            chars[b] = chr(b)
+        else:
+            chars[b] = chr(256 + extra)
+            extra += 1
+    return tuple(chars[b] for b in range(256))
+
+
+@functools.cache
+def _char_to_byte() -> dict[str, int]:
+    return {c: b for b, c in enumerate(_byte_to_char())}
+
+
+def gpt2_key(token_bytes: bytes) -> str:
+    """A GPT-2 token's bytes as text, in GPT-2's own encoder.json form: b" king" -> "Ġking".
+
+    Every byte becomes one printable, non-space character, so the key of any token (even half of
+    a UTF-8 character, or "\\n\\n" -> "ĊĊ") is one word in vocab.txt and vectors.txt, and
+    `gpt2_token_bytes` gives the bytes back.
+
+    Example:
+      >>> gpt2_key(b" king"), gpt2_key("é".encode()[:1])
+      ('Ġking', 'Ã')
+    """
+    chars = _byte_to_char()
+    return "".join(chars[b] for b in token_bytes)
+
+
+def gpt2_token_bytes(key: str) -> bytes:
+    """The bytes of a GPT-2 token from its key (`gpt2_key`'s inverse); "<|endoftext|>" as is.
+
+    Example:
+      >>> gpt2_token_bytes("Ġking")
+      b' king'
+    """
+    table = _char_to_byte()
+    try:
+        return bytes(table[c] for c in key)
+    except KeyError as err:
+        raise ValueError(
+            f"{key!r} is not a GPT-2 token key: {err.args[0]!r} is none of the 256 characters "
+            "GPT-2's encoder.json uses for bytes - pass a key from gpt2_keys()"
+        ) from None
+
+
+@functools.cache
+def gpt2_keys() -> tuple[str, ...]:
+    """The 50,257 GPT-2 tokens as keys, in GPT-2's ID order: key i is token i.
+
+    Keys are GPT-2's encoder.json form (`gpt2_key`): "Ġking" is token 5822, " king". The last, ID
+    50256, is "<|endoftext|>".
+
+    Example:
+      >>> keys = gpt2_keys()
+      >>> len(keys), keys[5822], keys[gpt2_tokenizer().encode_ordinary(" Paris")[0]], keys[-1]
+      (50257, 'Ġking', 'ĠParis', '<|endoftext|>')
+    """
+    enc = gpt2_tokenizer()
+    keys = [gpt2_key(enc.decode_single_token_bytes(i)) for i in range(GPT2_ENDOFTEXT_ID)]
+    return (*keys, "<|endoftext|>")
+
+
+def gpt2_word_key(word: str, vocab_keys) -> str | None:
+    """The key under which a word appears as one GPT-2 token inside text: "king" -> "Ġking".
+
+    A word in running text carries its leading space, so "Ġ" + word is tried first, then the word
+    itself (a key given as such, or a token at the start of a line). None if neither is a key.
+    """
+    for key in (gpt2_key(b" " + word.encode()), word):
+        if key in vocab_keys:
+            return key
+    return None
+
+
+def gpt2_pieces(word: str) -> list[str]:
+    """The GPT-2 token keys of " " + word: what a word that is not one token is made of.
+
+    Example:
+      >>> gpt2_pieces("embeddings")
+      ['Ġembed', 'd', 'ings']
+    """
+    enc = gpt2_tokenizer()
+    return [gpt2_key(enc.decode_single_token_bytes(i)) for i in enc.encode_ordinary(" " + word)]
+
+
 @functools.cache
 def _gpt2_tokenizer(directory: str | None, allow_network: bool) -> tiktoken.Encoding:
     if directory is not None:
