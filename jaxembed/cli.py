@@ -70,8 +70,9 @@ def main(argv: list[str] | None = None) -> int:
 def in_flags(message: str, parameters, parser: argparse.ArgumentParser | None) -> str:
     """The library's message with the Python parameters it names replaced by the parser's flags.
 
-    ``batch_size=100`` becomes ``--batch-size 100``, ``resume=True`` becomes ``--resume`` and a
-    bare ``lr`` becomes ``--lr``; parameters the command has no flag for stay as they are.
+    ``batch_size=100`` becomes ``--batch-size 100``, ``tokenizer='gpt2'`` becomes
+    ``--tokenizer gpt2``, ``resume=True`` becomes ``--resume`` and a bare ``lr`` becomes ``--lr``;
+    parameters the command has no flag for stay as they are.
     """
     if parser is None:
         return message
@@ -83,10 +84,12 @@ def in_flags(message: str, parameters, parser: argparse.ArgumentParser | None) -
         flag = flags.get(_FLAG_DESTS.get(name, name))
         if flag is None:
             continue
-        pattern = rf"(?<![\w-]){re.escape(name)}(?:(=True)\b|(=)|(?!\w))"
+        pattern = rf"(?<![\w-]){re.escape(name)}(?:(=True)\b|=['\"]([\w.-]+)['\"]|(=)|(?!\w))"
 
         def to_flag(m, flag=flag):
-            return flag + (" " if m.group(2) else "")
+            if m.group(2) is not None:  # a quoted word: as typed on the command line
+                return f"{flag} {m.group(2)}"
+            return flag + (" " if m.group(3) else "")
 
         message = re.sub(pattern, to_flag, message)
     return message

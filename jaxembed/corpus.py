@@ -61,6 +61,10 @@ _WHITESPACE = b" \n\t\r\x0b\x0c"
 _CACHE_FILES = ("ids.npy", "sentence_starts.npy", "vocab.txt", "corpus.json")
 _LONG_LINE_BYTES = 8 << 20  # gpt2: a line longer than this is cut at a space (text8 is one line)
 TOKENIZERS = ("whitespace", "words", "gpt2")
+# Corpora that ship with the dependencies, by name (a file of that name in the working folder wins).
+NAMED_CORPORA = {
+    "lee": "gensim's Lee background corpus: 300 news stories (2001), one per line, 60k words",
+}
 _TOKEN_SETTINGS = ("tokenizer", "lowercase", "end_of_text")  # a cache read otherwise is refused
 
 
@@ -79,6 +83,23 @@ class Corpus:
 # ---------------------------------------------------------------------------- reading
 
 
+def corpus_paths(paths: str | os.PathLike | Sequence[str | os.PathLike]) -> list[str]:
+    """The files to read: one path or a list, with the names of `NAMED_CORPORA` resolved.
+
+    Example:
+      >>> corpus_paths("lee")[0].endswith("lee_background.cor")
+      True
+    """
+    paths = [os.fspath(p) for p in ([paths] if isinstance(paths, str | os.PathLike) else paths)]
+    return [_named(p) if p in NAMED_CORPORA and not os.path.exists(p) else p for p in paths]
+
+
+def _named(name: str) -> str:
+    from gensim.test.utils import datapath
+
+    return {"lee": datapath("lee_background.cor")}[name]
+
+
 def read_corpus(
     paths: str | os.PathLike | Sequence[str | os.PathLike],
     min_count: int = 5,
@@ -94,7 +115,8 @@ def read_corpus(
     """Reads text files into a `Corpus` (one streaming pass; memory: 8 bytes per word).
 
     Args:
-      paths: one file or a list, read in order; plain, .xz, .gz or .bz2 (detected by magic bytes).
+      paths: one file or a list, read in order; plain, .xz, .gz or .bz2 (detected by magic bytes);
+        or a name of `NAMED_CORPORA` ("lee").
         Each line is a sentence (or a document).
       min_count: drop words seen fewer times (gensim's min_count); "gpt2" keeps their rows.
       max_size: keep at most this many of the most frequent words.
@@ -115,7 +137,7 @@ def read_corpus(
       >>> len(corpus.vocab), corpus.n_raw_words  # corpus-en-11m: (61286, 10818076)
       (1762, 59890)
     """
-    paths = [os.fspath(p) for p in ([paths] if isinstance(paths, str | os.PathLike) else paths)]
+    paths = corpus_paths(paths)
     positive_int("min_count", min_count)
     positive_int("max_sentence_length", max_sentence_length)
     optional_positive_int("max_size", max_size)  # checked before the text is read
@@ -140,7 +162,11 @@ def read_corpus(
         if os.path.isdir(path):
             raise ValueError(f"{path} is a directory - pass the text files inside it")
         if not os.path.exists(path):
-            raise FileNotFoundError(f"corpus file {path} does not exist - check the path")
+            names = ", ".join(NAMED_CORPORA)
+            raise FileNotFoundError(
+                f"corpus file {path} does not exist - check the path (or use a corpus shipped "
+                f"with the dependencies by name: {names})"
+            )
     settings = {
         "min_count": min_count,
         "max_size": max_size,

@@ -209,11 +209,13 @@ def next_token_batches(
     *,
     epochs: int = 1,
     start_batch: int = 0,
+    stride: int | None = None,
 ) -> Iterator[dict]:
-    """Next-token windows of one epoch: the corpus cut into non-overlapping windows, shuffled.
+    """Next-token windows of one epoch: the corpus cut into windows of T + 1 tokens, shuffled.
 
-    Window w covers ids_N[w*T : w*T + T + 1] (T = context_length), crossing sentence boundaries
-    as a language model's stream does; the last T or fewer words are left out.
+    Window w covers ids_N[w*S : w*S + T + 1] (T = context_length, S = stride, T by default: no
+    overlap), crossing sentence boundaries as a language model's stream does. The windows are
+    those of rasbt's `GPTDatasetV1` (starts 0, S, 2S, ... below N - T: every target fits).
 
     Returns:
       An iterator of dicts: "inputs_BxT", "targets_BxT" (int32 (B, T); targets are the inputs
@@ -226,13 +228,18 @@ def next_token_batches(
     """
     _check_batching(1, 0.0, batch_size, epoch, epochs, start_batch, 1)
     positive_int("context_length", context_length)
+    stride = context_length if stride is None else positive_int("stride", stride)
     ids_N = corpus.ids_N
-    n_windows = max((len(ids_N) - 1) // context_length, 0)
-    _check_fits(batch_size, n_windows, f"windows of context_length={context_length} + 1 words")
+    window_starts = np.arange(0, max(len(ids_N) - context_length, 0), stride, dtype=np.int64)
+    _check_fits(
+        batch_size,
+        len(window_starts),
+        f"windows of context_length={context_length} + 1 words, stride={stride}",
+    )
     span_T1 = np.arange(context_length + 1)
 
     def make(ids, starts, rng):
-        return (np.arange(n_windows, dtype=np.int64) * context_length,)
+        return (window_starts,)
 
     def to_batch(window_start_B):
         words_BxT1 = np.asarray(ids_N[window_start_B[:, None] + span_T1[None, :]], np.int32)

@@ -48,7 +48,7 @@ from jaxembed.checks import (
     optional_positive_int,
     positive_int,
 )
-from jaxembed.corpus import Corpus, read_corpus
+from jaxembed.corpus import TOKENIZERS, Corpus, corpus_paths, read_corpus
 from jaxembed.vocab import Vocab
 
 
@@ -58,8 +58,12 @@ class FitConfig:
 
     window: int = 5  # word2vec: largest distance between centre and context word
     sample: float = 1e-3  # word2vec: frequent-word subsampling threshold (gensim's); 0 = off
-    min_count: int = 5  # drop words seen fewer times
+    min_count: int = 5  # drop words seen fewer times (gpt2: their rows stay, untrained)
     max_vocab: int | None = None  # keep at most this many most frequent words
+    tokenizer: str = "whitespace"  # "whitespace", "words" or "gpt2" (jaxembed.corpus.TOKENIZERS)
+    lowercase: bool = False  # fold case before counting (not with gpt2)
+    end_of_text: bool = False  # gpt2: end each line (a document) with <|endoftext|>
+    stride: int | None = None  # next-token: step between window starts; None: context_length
     epochs: int = 5  # passes over the corpus
     batch_size: int | None = (
         None  # examples per step (pairs, centres, sequences); None: the objective's
@@ -74,7 +78,7 @@ class FitConfig:
     def __post_init__(self) -> None:
         for name in ("window", "min_count", "epochs", "steps_per_call", "keep_checkpoints"):
             positive_int(name, getattr(self, name))
-        for name in ("max_vocab", "max_steps", "batch_size"):
+        for name in ("max_vocab", "max_steps", "batch_size", "stride"):
             optional_positive_int(name, getattr(self, name))
         non_negative_int("checkpoint_every", self.checkpoint_every)
         if not 0 <= self.sample < 1:
@@ -82,6 +86,7 @@ class FitConfig:
                 f"sample must be in [0, 1); got {self.sample!r} (0 turns it off)", "sample"
             )
         one_of("split", self.split, jm.SPLITS)
+        one_of("tokenizer", self.tokenizer, TOKENIZERS)
         if self.mesh is not None:
             if len(self.mesh) != 2:
                 raise ParameterError(f"mesh must be (data, model); got {self.mesh!r}", "mesh")
@@ -156,7 +161,9 @@ def fit(
     """Trains a table on text files and writes it to `out_dir` (see the module docstring).
 
     Args:
-      paths: corpus files (plain, .xz, .gz, .bz2), one sentence a line.
+      paths: corpus files (plain, .xz, .gz, .bz2), one sentence a line, or a name of
+        `jaxembed.corpus.NAMED_CORPORA` ("lee"); `fit_config.tokenizer` says how lines become
+        tokens.
       out_dir: the run's directory; refused if it holds another run (`rundir.check_out_dir`).
       train_config: the model and optimiser configuration.
       fit_config: the data and loop configuration.
@@ -172,9 +179,17 @@ def fit(
     out = rundir.check_out_dir(out_dir, resume, overwrite)
     config = fit_config.for_objective(train_config.objective)
     objective = ob.get(train_config.objective)
-    paths = [os.fspath(p) for p in ([paths] if isinstance(paths, str | os.PathLike) else paths)]
+    paths = corpus_paths(paths)
     on_host_0 = progress and jax.process_index() == 0
-    corpus = read_corpus(paths, config.min_count, config.max_vocab, progress=on_host_0)
+    corpus = read_corpus(
+        paths,
+        config.min_count,
+        config.max_vocab,
+        tokenizer=config.tokenizer,
+        lowercase=config.lowercase,
+        end_of_text=config.end_of_text,
+        progress=on_host_0,
+    )
     objective.batches(corpus, train_config, config, 0, 0).close()  # the settings fit the corpus?
     mesh = None if config.mesh is None else jm.make_mesh(*config.mesh)
     rows = jm.padded_vocab_size(len(corpus.vocab))  # extra rows: no word, never drawn as noise
@@ -342,6 +357,10 @@ def _settings(paths, corpus: Corpus, train_config: tr.TrainConfig, config: FitCo
 
 def _check_same_settings(saved: dict, current: dict, out: Path) -> None:
     saved, current = json.loads(json.dumps(saved)), json.loads(json.dumps(current))
+    # A run saved before a setting existed ran with its default.
+    defaults = json.loads(json.dumps(dataclasses.asdict(FitConfig())))
+    for name in ("tokenizer", "lowercase", "end_of_text", "stride"):
+        saved.get("fit", {}).setdefault(name, defaults[name])
     if saved == current:
         return
     diffs = []

@@ -215,7 +215,9 @@ def _next_token_update(config, tx, state, batch, alias):
 
 def _next_token_batches(corpus, train, fit, epoch, start_batch):
     common = dict(seed=train.seed, epoch=epoch, epochs=fit.epochs, start_batch=start_batch)
-    return data.next_token_batches(corpus, train.context_length, fit.batch_size, **common)
+    return data.next_token_batches(
+        corpus, train.context_length, fit.batch_size, stride=fit.stride, **common
+    )
 
 
 # ---------------------------------------------------------------------------- the records

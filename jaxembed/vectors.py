@@ -233,6 +233,64 @@ def doesnt_match(table_VxD, vocab: Vocab, words: Sequence[str]) -> str:
     return min(zip(scores_N, words, strict=True))[1]
 
 
+# ------------------------------------------------------------------------- token tables
+
+
+def trained_rows(table_VxD, vocab: Vocab):
+    """(table, vocab) of the tokens seen in training (count > 0), in their order.
+
+    A GPT-2 table has a row for every one of its 50,257 tokens, and the ones the corpus did not
+    train (count 0 in vocab.txt) are still random: left in, they would be ranked as neighbours by
+    chance. A vocabulary without counts (a vector file) is returned whole.
+
+    Example:
+      >>> table, vocab = trained_rows(np.eye(3), Vocab.from_keys(["a", "b", "c"], [4, 0, 1]))
+      >>> vocab.index_to_key, table.shape
+      (('a', 'c'), (2, 3))
+    """
+    table_VxD = check_table(table_VxD, vocab)
+    kept_V = np.asarray(vocab.counts) > 0
+    if kept_V.all() or not kept_V.any():
+        return table_VxD, vocab
+    ids = np.flatnonzero(kept_V)
+    keys = [vocab.index_to_key[i] for i in ids]
+    return table_VxD[ids], Vocab.from_keys(keys, np.asarray(vocab.counts)[ids])
+
+
+def words_of_tokens(table_VxD, vocab: Vocab):
+    """A GPT-2 token table seen as a word table: the row of "Ġword" (the word inside text, with
+    its leading space) becomes the row of "word"; other tokens are left out.
+
+    Rows come most frequent first (by the vocabulary's counts), untrained ones (count 0) are left
+    out, so `restrict_vocab` means what it means for a word table and the standard benchmarks
+    score the words that are single GPT-2 tokens.
+
+    Example:
+      >>> keys = ["Ġking", "king", "Ġqueen", "ing"]
+      >>> _, words = words_of_tokens(np.eye(4), Vocab.from_keys(keys, [3, 9, 5, 7]))
+      >>> words.index_to_key
+      ('queen', 'king')
+    """
+    from jaxembed.tokenize import gpt2_token_bytes
+
+    table_VxD = check_table(table_VxD, vocab)
+    counts_V = np.asarray(vocab.counts)
+    rows, keys = [], []
+    for i, key in enumerate(vocab.index_to_key):
+        if not key.startswith("Ġ") or (counts_V.any() and counts_V[i] == 0):
+            continue
+        try:
+            word = gpt2_token_bytes(key)[1:].decode("utf-8")
+        except (ValueError, UnicodeDecodeError):  # half of a character, or no GPT-2 key
+            continue
+        if word and not word[0].isspace():
+            rows.append(i)
+            keys.append(word)
+    order = sorted(range(len(rows)), key=lambda j: (-counts_V[rows[j]], rows[j]))
+    ids = np.asarray([rows[j] for j in order], np.int64)
+    return table_VxD[ids], Vocab.from_keys([keys[j] for j in order], counts_V[ids])
+
+
 # ----------------------------------------------------------------------------------- internals
 
 
@@ -338,15 +396,48 @@ def _query_vectors(table_VxD, vocab, items, normalise):
 
 
 def _ids(vocab, words):
-    index = vocab.key_to_index
-    unknown = [w for w in words if w not in index]
+    keys = [token_for(vocab, w) for w in words]
+    unknown = [w for w, key in zip(words, keys, strict=True) if key is None]
     if unknown:
         raise KeyError(_unknown_message(vocab, unknown))
-    return [index[w] for w in words]
+    index = vocab.key_to_index
+    return [index[key] for key in keys]
+
+
+def token_for(vocab: Vocab, word: str) -> str | None:
+    """The key a query word is looked up under, None if there is none.
+
+    In a GPT-2 token vocabulary (`Vocab.byte_level`) a word is its token after a space, as in
+    running text ("king" -> "Ġking"), else the token of the word itself ("ing"); elsewhere, the
+    word itself.
+
+    Example:
+      >>> token_for(Vocab.from_keys(["Ġking", "king", "ing", "Ġthe", "Ġa"]), "king")
+      'Ġking'
+    """
+    index = vocab.key_to_index
+    if vocab.byte_level and word and not word.startswith("Ġ"):
+        from jaxembed.tokenize import gpt2_key
+
+        key = gpt2_key(b" " + word.encode("utf-8"))
+        if key in index:
+            return key
+    return word if word in index else None
 
 
 def _unknown_message(vocab, unknown):
     parts = []
+    if vocab.byte_level:
+        from jaxembed.tokenize import gpt2_pieces
+
+        for word in dict.fromkeys(unknown):
+            pieces = " + ".join(map(repr, gpt2_pieces(word)))
+            parts.append(f"{word!r} (as a GPT-2 token, {word!r} after a space is {pieces})")
+        noun = "word is" if len(parts) == 1 else "words are"
+        return (
+            f"{', '.join(parts)}: {noun} not one trained token of the {len(vocab)} - query one "
+            "of the pieces, or a word that is one token"
+        )
     for word in dict.fromkeys(unknown):
         close = _close_spellings(vocab, word)
         hint = f" (did you mean {', '.join(map(repr, close))}?)" if close else ""

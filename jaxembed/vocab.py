@@ -193,6 +193,16 @@ class Vocab:
         """ID of each token (gensim's name). Treat it as read-only."""
         return {token: i for i, token in enumerate(self.index_to_key)}
 
+    @functools.cached_property
+    def byte_level(self) -> bool:
+        """Whether the keys are byte-level BPE tokens in GPT-2's form ("Ġking" is " king").
+
+        GPT-2's vocabulary (`jaxembed train --tokenizer gpt2`) has most keys starting with "Ġ",
+        the character GPT-2 writes for a space; a vocabulary of words has next to none.
+        """
+        keys = self.index_to_key
+        return len(keys) > 0 and sum(k.startswith("Ġ") for k in keys) >= 0.2 * len(keys)
+
     @property
     def unk_id(self) -> int | None:
         """ID of "<|unk|>", or None when the vocabulary has no such token."""

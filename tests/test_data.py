@@ -234,10 +234,11 @@ def test_progress_and_words_count_raw_words(tmp_path):
     assert sum(b["words"] for b in batches) == corpus.n_raw_words
 
 
-def test_next_token_windows_equal_sliding_windows():
+@pytest.mark.parametrize("stride", [None, 5, 2, 7])  # GPTDatasetV1's stride; None: T
+def test_next_token_windows_equal_sliding_windows(stride):
     corpus = random_corpus()
-    inputs_BxT, targets_BxT = sliding_windows(corpus.ids_N, max_length=5, stride=5)
-    batches = list(next_token_batches(corpus, 5, 4, seed=0, epoch=0))
+    inputs_BxT, targets_BxT = sliding_windows(corpus.ids_N, max_length=5, stride=stride or 5)
+    batches = list(next_token_batches(corpus, 5, 4, seed=0, epoch=0, stride=stride))
     got = {
         (tuple(i), tuple(t))
         for i, t in zip(

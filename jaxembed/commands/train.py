@@ -66,7 +66,13 @@ def register(subparsers) -> None:
         "format), vocab.txt, table.npy and run.json; checkpoints go to DIR/checkpoints.",
         formatter_class=DefaultsHelp,
     )
-    p.add_argument("corpus", metavar="CORPUS", nargs="+", help="text files (.xz/.gz/.bz2 too)")
+    p.add_argument(
+        "corpus",
+        metavar="CORPUS",
+        nargs="+",
+        help="text files (.xz/.gz/.bz2 too), one sentence or document a line; or lee, gensim's "
+        "Lee news corpus (60k words, ships with gensim)",
+    )
     p.add_argument("--out", required=True, metavar="DIR", help="output directory")
     p.add_argument(
         "--objective",
@@ -98,7 +104,28 @@ def register(subparsers) -> None:
         "on CPU (BENCHMARKS.md)",
     )
     g.add_argument("--context-length", type=int, default=64, help="next-token: tokens per sequence")
+    g.add_argument(
+        "--stride",
+        type=int,
+        default=None,
+        help="next-token: tokens between window starts (default: --context-length, no overlap)",
+    )
     g = p.add_argument_group("data")
+    g.add_argument(
+        "--tokenizer",
+        choices=("whitespace", "words", "gpt2"),
+        default="whitespace",
+        help="how lines become tokens: whitespace (str.split, as gensim's LineSentence), words "
+        "(words and punctuation apart: raw prose) or gpt2 (GPT-2's 50,257 BPE tokens; row i of "
+        "table.npy is token i; tokens rarer than --min-count keep an untrained row, count 0 in "
+        "vocab.txt)",
+    )
+    g.add_argument("--lowercase", action="store_true", help="fold case (whitespace, words)")
+    g.add_argument(
+        "--end-of-text",
+        action="store_true",
+        help="gpt2: end each line (a document) with <|endoftext|>, for next-token training",
+    )
     g.add_argument("--sample", type=float, default=1e-3, help="subsampling threshold; 0 = off")
     g.add_argument("--min-count", type=int, default=5, help="drop rarer words")
     g.add_argument("--max-vocab", type=int, default=None, help="keep the most frequent words")
@@ -256,6 +283,10 @@ def run_train(args: argparse.Namespace) -> int:
         sample=args.sample,
         min_count=args.min_count,
         max_vocab=args.max_vocab,
+        tokenizer=args.tokenizer,
+        lowercase=args.lowercase,
+        end_of_text=args.end_of_text,
+        stride=args.stride,
         epochs=args.epochs,
         batch_size=args.batch_size,
         steps_per_call=args.steps_per_call,
@@ -275,8 +306,9 @@ def run_train(args: argparse.Namespace) -> int:
         progress=not args.no_progress,
     ).summary
     rate = summary["words_per_second"] or 0.0
+    unit = "tokens" if config.tokenizer == "gpt2" else "words"
     print(
-        f"{summary['words']:,} words in {summary['train_seconds']:.1f} s ({rate:,.0f} words/s), "
+        f"{summary['words']:,} {unit} in {summary['train_seconds']:.1f} s ({rate:,.0f} {unit}/s), "
         f"loss {summary['loss']:.4f}, vocabulary {summary['vocab_size']:,}, "
         f"wall {summary['wall_seconds']:.1f} s",
         file=sys.stderr,

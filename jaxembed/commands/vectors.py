@@ -101,11 +101,12 @@ def _add_topn_json(p: argparse.ArgumentParser) -> None:
 def run_similar(args: argparse.Namespace) -> int:
     from jaxembed.vectors import most_similar
 
-    table_VxD, vocab = _load(args)
+    table_VxD, vocab = _load(args, queries=True)
     results, unknown = {}, []
     for word in args.words:  # the known words are answered even if another is unknown
         try:
             results[word] = most_similar(table_VxD, vocab, positive=[word], topn=args.topn)
+            _say_token(vocab, word)
         except KeyError as err:
             unknown.append(err.args[0] if err.args else str(err))
     if args.json:
@@ -121,10 +122,12 @@ def run_similar(args: argparse.Namespace) -> int:
 def run_analogy(args: argparse.Namespace) -> int:
     from jaxembed.vectors import most_similar
 
-    table_VxD, vocab = _load(args)
+    table_VxD, vocab = _load(args, queries=True)
     answers = most_similar(
         table_VxD, vocab, positive=[args.b, args.c], negative=[args.a], topn=args.topn
     )
+    for word in (args.a, args.b, args.c):
+        _say_token(vocab, word)
     if args.json:
         print(_json({"a": args.a, "b": args.b, "c": args.c, "answers": answers}))
         return 0
@@ -135,8 +138,17 @@ def run_analogy(args: argparse.Namespace) -> int:
 
 def run_evaluate(args: argparse.Namespace) -> int:
     from jaxembed.evaluate import evaluate_suite
+    from jaxembed.vectors import words_of_tokens
 
     table_VxD, vocab = _load(args)
+    if vocab.byte_level:  # a GPT-2 token table: the benchmarks' words that are one token
+        n_tokens = len(vocab)
+        table_VxD, vocab = words_of_tokens(table_VxD, vocab)
+        print(
+            f"GPT-2 tokens: scoring the {len(vocab):,} trained tokens that are a word after a "
+            f"space ('Ġking' as king) of the {n_tokens:,}, most frequent first",
+            file=sys.stderr,
+        )
     results = evaluate_suite(table_VxD, vocab, restrict_vocab=args.restrict_vocab)
     if args.json:
         summary = {"vectors": args.vectors, "words": len(vocab), "dim": int(table_VxD.shape[1])}
@@ -187,7 +199,17 @@ def run_export(args: argparse.Namespace) -> int:
 # ---------------------------------------------------------------------------- helpers
 
 
-def _load(args: argparse.Namespace):
+def _say_token(vocab, word: str) -> None:
+    """A word answered through its GPT-2 token says which token that was."""
+    from jaxembed.vectors import token_for
+
+    key = token_for(vocab, word)
+    if key is not None and key != word:
+        print(f"{word!r} is the token {key!r} (the word after a space)", file=sys.stderr)
+
+
+def _load(args: argparse.Namespace, queries: bool = False):
+    """The vectors of args.vectors; for queries, a GPT-2 table's trained rows only."""
     from jaxembed.io import load_vectors
 
     start = time.perf_counter()
@@ -201,6 +223,18 @@ def _load(args: argparse.Namespace):
         f"in {seconds:.1f} s",
         file=sys.stderr,
     )
+    if queries:
+        from jaxembed.vectors import trained_rows
+
+        if vocab.byte_level:
+            n_tokens = len(vocab)
+            table_VxD, vocab = trained_rows(table_VxD, vocab)
+            if len(vocab) < n_tokens:
+                print(
+                    f"GPT-2 tokens: ranking the {len(vocab):,} tokens trained (count > 0 in "
+                    f"vocab.txt) of the {n_tokens:,}",
+                    file=sys.stderr,
+                )
     return table_VxD, vocab
 
 
