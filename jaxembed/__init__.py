@@ -20,6 +20,9 @@ _API = {
         "join_words",
         "gpt2_tokenizer",
         "gpt2_encode",
+        "gpt2_keys",
+        "gpt2_key",
+        "gpt2_token_bytes",
         "GPT2_N_VOCAB",
         "GPT2_ENDOFTEXT_ID",
     ),
@@ -33,6 +36,7 @@ _API = {
         "one_hot_lookup",
         "dense_lookup",
         "embed_module",
+        "nnx_embed",
         "attend",
         "checked_lookup",
         "count_params",
@@ -46,7 +50,14 @@ _API = {
         "iter_batches",
     ),
     # corpus -> IDs -> training batches
-    "corpus": ("Corpus", "read_corpus", "save_corpus", "load_corpus"),
+    "corpus": (
+        "Corpus",
+        "read_corpus",
+        "corpus_from_sentences",
+        "corpus_from_ids",
+        "save_corpus",
+        "load_corpus",
+    ),
     "data": ("noise_distribution", "skipgram_batches", "cbow_batches", "next_token_batches"),
     # learning the table: the jitted optax step, the device mesh, the run
     "train": ("TrainConfig", "TrainState", "init_state", "train_step", "make_train_step"),
@@ -62,6 +73,9 @@ _API = {
         "similar_by_vector",
         "difference_norm",
         "doesnt_match",
+        "token_for",
+        "trained_rows",
+        "words_of_tokens",
     ),
     "evaluate": ("evaluate_analogies", "evaluate_word_pairs", "evaluate_suite"),
     # exchange: files, gensim, the Embedding Projector

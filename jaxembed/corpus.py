@@ -47,7 +47,7 @@ import os
 import tempfile
 import warnings
 import zlib
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 
 import numpy as np
 
@@ -273,6 +273,87 @@ class _Tokens:
         self.open_tokens = (self.open_tokens if len(lines) == 1 else 0) + lengths[-1]
         ids = np.fromiter(itertools.chain.from_iterable(per_line), np.int32, sum(lengths))
         return ids, lengths
+
+
+def corpus_from_sentences(
+    sentences: Iterable[Sequence[str]],
+    min_count: int = 5,
+    max_size: int | None = None,
+    *,
+    max_sentence_length: int = MAX_SENTENCE_LENGTH,
+) -> Corpus:
+    """A `Corpus` from sentences in memory: an iterable of token lists (gensim's `sentences=`).
+
+    The same vocabulary, IDs and sentence pieces as `read_corpus` of a file with one sentence a
+    line; the iterable is read once, so a generator works.
+
+    Example:
+      >>> corpus = corpus_from_sentences([["a", "rose", "is"], ["a", "rose"]], min_count=2)
+      >>> corpus.vocab.index_to_key, corpus.ids_N.tolist()
+      (('a', 'rose'), [0, 1, 0, 1])
+    """
+    positive_int("min_count", min_count)
+    optional_positive_int("max_size", max_size)
+    positive_int("max_sentence_length", max_sentence_length)
+    index: dict[str, int] = collections.defaultdict(itertools.count().__next__)
+    store, lengths, digest = _BlockStore(None), [], hashlib.blake2b(digest_size=16)
+    for number, sentence in enumerate(sentences):
+        if isinstance(sentence, str):
+            raise TypeError(
+                f"sentence {number} is a str ({sentence[:40]!r}); sentences are lists of tokens "
+                "- split it first, e.g. jaxembed.tokenize.split_words(text)"
+            )
+        tokens = list(sentence)
+        bad = next((t for t in tokens if not isinstance(t, str) or not t), None)
+        if bad is not None:
+            raise TypeError(f"sentence {number} holds {bad!r}; tokens must be non-empty str")
+        digest.update(("\x1f".join(tokens) + "\n").encode("utf-8", "surrogatepass"))
+        store.append(np.fromiter(map(index.__getitem__, tokens), np.int32, len(tokens)))
+        lengths.append(len(tokens))
+    if not index:
+        raise ValueError("the sentences hold no tokens - pass lists of tokens")
+    counts_U = np.bincount(np.concatenate(store.blocks), minlength=len(index))
+    vocab = _vocab(list(index), counts_U, min_count, max_size)
+    remap_U = np.full(len(index), -1, np.int32)
+    remap_U[[index[w] for w in vocab.index_to_key]] = np.arange(len(vocab), dtype=np.int32)
+    raw_starts = _sentence_starts(np.asarray(lengths, np.int64), max_sentence_length)
+    ids_N, starts = store.encode(remap_U, int(vocab.counts.sum()), raw_starts)
+    return Corpus(vocab, ids_N, starts, int(raw_starts[-1]), 0, digest.hexdigest())
+
+
+def corpus_from_ids(ids_N, vocab: Vocab, sentence_starts=None) -> Corpus:
+    """A `Corpus` from token IDs in memory, e.g. a GPT-2-encoded text and `Vocab(gpt2_keys())`.
+
+    Args:
+      ids_N: int IDs (N,), each < len(vocab).
+      vocab: their vocabulary. Its counts steer subsampling and noise words; if they are all 0 they
+        are counted from `ids_N`. A token of count 0 is never drawn as noise.
+      sentence_starts: (S+1,) offsets of the sentences in ids_N, from 0 to N (default: one).
+
+    Example:
+      >>> corpus = corpus_from_ids([0, 1, 1, 2], Vocab.from_keys(["a", "b", "c"]), [0, 2, 4])
+      >>> corpus.vocab.counts.tolist(), corpus.sentence_starts.tolist()
+      ([1, 2, 1], [0, 2, 4])
+    """
+    from jaxembed.checks import check_ids
+
+    ids_N = np.asarray(ids_N)
+    if ids_N.ndim != 1 or not len(ids_N):
+        raise ValueError(
+            f"ids_N must be a non-empty 1-D array of token IDs; got shape {ids_N.shape}"
+        )
+    ids_N = check_ids(ids_N, len(vocab)).astype(np.int32)
+    if not np.asarray(vocab.counts).any():
+        vocab = Vocab(vocab.index_to_key, np.bincount(ids_N, minlength=len(vocab)), vocab.specials)
+    starts = np.asarray([0, len(ids_N)] if sentence_starts is None else sentence_starts, np.int64)
+    if starts[0] != 0 or starts[-1] != len(ids_N) or np.any(np.diff(starts) <= 0):
+        raise ValueError(
+            f"sentence_starts must rise from 0 to len(ids_N) = {len(ids_N)} (no empty sentence); "
+            f"got {starts[:3].tolist()} ... {starts[-2:].tolist()}"
+        )
+    digest = hashlib.blake2b(ids_N.tobytes(), digest_size=16)
+    digest.update(starts.tobytes())
+    return Corpus(vocab, ids_N, starts, len(ids_N), 0, digest.hexdigest())
 
 
 def _read(paths, min_count, max_size, max_sentence_length, cache_dir, progress, tokens) -> Corpus:

@@ -268,6 +268,37 @@ def embed_module(table_VxD: jax.Array) -> tuple[nn.Embed, Mapping[str, Any]]:
     return module, {"params": {"embedding": table_VxD}}
 
 
+def nnx_embed(table_VxD: jax.Array) -> Any:
+    """A learned table as ``flax.nnx.Embed``, the module flax recommends for new code.
+
+    ``module(ids)`` looks up, ``module.attend(x)`` projects back onto the vocabulary; the table
+    is the module's ``embedding`` parameter (trainable with ``nnx.Optimizer`` like any other).
+    Like ``nn.Embed``, it does not check IDs.
+
+    Args:
+      table_VxD: the (V, D) table, e.g. ``np.load("w2v/table.npy")`` of a GPT-2 run, whose row i
+        is GPT-2 token i.
+
+    Returns:
+      The ``nnx.Embed`` module holding (a copy of) the table.
+
+    Example:
+      >>> module = nnx_embed(jnp.arange(18.0).reshape(6, 3))
+      >>> module(jnp.array([2, 3, 5, 1])).shape
+      (4, 3)
+    """
+    from flax import nnx
+
+    _check_table(table_VxD)
+    table_VxD = jnp.asarray(table_VxD)
+    vocab_size, dim = table_VxD.shape
+    module = nnx.Embed(
+        vocab_size, dim, dtype=table_VxD.dtype, param_dtype=table_VxD.dtype, rngs=nnx.Rngs(0)
+    )
+    module.embedding = nnx.Param(table_VxD)
+    return module
+
+
 def attend(table_VxD: jax.Array, x_BxTxD: jax.Array) -> jax.Array:
     """The tied output projection: ``x @ table.T``, one logit per vocabulary row.
 

@@ -30,7 +30,7 @@ import math
 import os
 import shutil
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -48,7 +48,13 @@ from jaxembed.checks import (
     optional_positive_int,
     positive_int,
 )
-from jaxembed.corpus import TOKENIZERS, Corpus, corpus_paths, read_corpus
+from jaxembed.corpus import (
+    TOKENIZERS,
+    Corpus,
+    corpus_from_sentences,
+    corpus_paths,
+    read_corpus,
+)
 from jaxembed.vocab import Vocab
 
 
@@ -149,7 +155,7 @@ class FitResult:
 
 
 def fit(
-    paths: Sequence[str | os.PathLike],
+    paths: Sequence[str | os.PathLike] | Corpus | Iterable[Sequence[str]],
     out_dir: str | os.PathLike,
     train_config: tr.TrainConfig,
     fit_config: FitConfig,
@@ -163,7 +169,9 @@ def fit(
     Args:
       paths: corpus files (plain, .xz, .gz, .bz2), one sentence a line, or a name of
         `jaxembed.corpus.NAMED_CORPORA` ("lee"); `fit_config.tokenizer` says how lines become
-        tokens.
+        tokens. Or a corpus in memory: a `Corpus` (`corpus_from_ids` for token IDs and their
+        Vocab) or sentences as lists of tokens (gensim's `sentences=`), with `fit_config`'s
+        min_count and max_vocab. Progress, checkpoints, resume and outputs are the same.
       out_dir: the run's directory; refused if it holds another run (`rundir.check_out_dir`).
       train_config: the model and optimiser configuration.
       fit_config: the data and loop configuration.
@@ -179,17 +187,8 @@ def fit(
     out = rundir.check_out_dir(out_dir, resume, overwrite)
     config = fit_config.for_objective(train_config.objective)
     objective = ob.get(train_config.objective)
-    paths = corpus_paths(paths)
     on_host_0 = progress and jax.process_index() == 0
-    corpus = read_corpus(
-        paths,
-        config.min_count,
-        config.max_vocab,
-        tokenizer=config.tokenizer,
-        lowercase=config.lowercase,
-        end_of_text=config.end_of_text,
-        progress=on_host_0,
-    )
+    paths, corpus = _corpus(paths, config, on_host_0)
     objective.batches(corpus, train_config, config, 0, 0).close()  # the settings fit the corpus?
     mesh = None if config.mesh is None else jm.make_mesh(*config.mesh)
     rows = jm.padded_vocab_size(len(corpus.vocab))  # extra rows: no word, never drawn as noise
@@ -238,6 +237,35 @@ def fit(
             if work != out:
                 rundir.replace_run(work, out)
     return FitResult(state, table_VxD, corpus.vocab, summary, train_config, config)
+
+
+def _corpus(source, config: FitConfig, progress: bool) -> tuple[list[str], Corpus]:
+    """(the files read, the Corpus) of what `fit` was given: files, a Corpus, or sentences."""
+    if isinstance(source, Corpus):
+        return [], source
+    if isinstance(source, str | os.PathLike):
+        source = [source]
+    if not isinstance(source, Sequence) or (
+        source and not isinstance(source[0], str | os.PathLike)
+    ):
+        if config.tokenizer != "whitespace" or config.lowercase or config.end_of_text:
+            raise ParameterError(
+                "tokenizer, lowercase and end_of_text apply to files; sentences in memory are "
+                "tokens already - tokenize them yourself, or write them to a file",
+                "tokenizer",
+            )
+        return [], corpus_from_sentences(source, config.min_count, config.max_vocab)
+    paths = corpus_paths(source)
+    corpus = read_corpus(
+        paths,
+        config.min_count,
+        config.max_vocab,
+        tokenizer=config.tokenizer,
+        lowercase=config.lowercase,
+        end_of_text=config.end_of_text,
+        progress=progress,
+    )
+    return paths, corpus
 
 
 def _train(state, run, steps, checkpoints, corpus, train_config, config, mesh, bar, out):

@@ -325,3 +325,24 @@ def test_count_params_over_a_tree():
 def test_docstring_examples_run():
     result = doctest.testmod(jaxembed_embed, optionflags=doctest.ELLIPSIS)
     assert result.attempted > 0 and result.failed == 0
+
+
+@pytest.mark.parametrize("dtype", [jnp.float32, jnp.bfloat16])
+def test_learned_table_into_linen_and_nnx_embed(dtype):
+    # A learned table (a GPT-2 run's table.npy, say) put into flax's two Embed modules.
+    from flax import nnx
+
+    from jaxembed.embed import embed_module, nnx_embed
+
+    table_VxD = jax.random.normal(jax.random.key(3), (50, 6), dtype)
+    ids_BxT = jax.random.randint(jax.random.key(4), (3, 7), 0, 50)
+    module, variables = embed_module(table_VxD)
+    np.testing.assert_array_equal(module.apply(variables, ids_BxT), lookup(table_VxD, ids_BxT))
+    embed = nnx_embed(table_VxD)
+    assert isinstance(embed, nnx.Embed)
+    np.testing.assert_array_equal(embed(ids_BxT), lookup(table_VxD, ids_BxT))
+    x_D = jnp.ones(6, dtype)
+    np.testing.assert_array_equal(embed.attend(x_D), table_VxD @ x_D)
+    # the table is the module's trainable parameter
+    grads = nnx.grad(lambda m: m(ids_BxT).astype(jnp.float32).sum())(embed)
+    assert grads.embedding[...].shape == (50, 6)

@@ -1,5 +1,6 @@
 """Training on real tokens end to end: --tokenizer words and gpt2 through fit, files and the CLI."""
 
+import dataclasses
 import json
 
 import numpy as np
@@ -179,3 +180,74 @@ def test_named_corpus_lee():
     assert path.endswith("lee_background.cor")
     with pytest.raises(FileNotFoundError, match="by name: lee"):
         corpus_lib.read_corpus("no-such-corpus.txt")
+
+
+# ---------------------------------------------------------------------------- corpora in memory
+
+
+def test_sentences_in_memory_train_as_the_same_file(tmp_path):
+    path, text = prose(tmp_path)
+    sentences = [line.split() for line in text.split("\n")]
+    config = FitConfig(epochs=1, batch_size=64, min_count=2)
+    from_file = fit([path], tmp_path / "file", SMALL, config, progress=False)
+    in_memory = fit(iter(sentences), tmp_path / "mem", SMALL, config, progress=False)
+    assert in_memory.vocab == from_file.vocab
+    np.testing.assert_array_equal(in_memory.table_VxD, from_file.table_VxD)
+    assert (tmp_path / "mem" / "vectors.txt").exists()
+    assert corpus_lib.corpus_from_sentences(sentences, 2).digest  # identifies it for resume
+
+
+def test_token_ids_in_memory_with_their_vocab(tmp_path):
+    enc = gpt2_tokenizer()
+    _, text = prose(tmp_path)
+    ids = [i for line in text.split("\n") for i in enc.encode_ordinary(line)]
+    corpus = corpus_lib.corpus_from_ids(ids, Vocab.from_keys(gpt2_keys()))
+    np.testing.assert_array_equal(corpus.vocab.counts, np.bincount(ids, minlength=50_257))
+    config = FitConfig(epochs=1, batch_size=64, max_steps=2, steps_per_call=1)
+    first = fit(corpus, tmp_path / "ids", SMALL, config, progress=False)
+    assert not first.summary["finished"]
+    resumed = fit(
+        corpus,
+        tmp_path / "ids",
+        SMALL,
+        dataclasses.replace(config, max_steps=None),
+        resume=True,
+        progress=False,
+    )
+    whole = fit(
+        corpus,
+        tmp_path / "whole",
+        SMALL,
+        dataclasses.replace(config, max_steps=None),
+        progress=False,
+    )
+    np.testing.assert_array_equal(resumed.table_VxD, whole.table_VxD)  # kill + resume == whole
+
+
+@pytest.mark.parametrize(
+    "call, error, message",
+    [
+        (lambda: corpus_lib.corpus_from_sentences(["a b c"]), TypeError, "split it first"),
+        (lambda: corpus_lib.corpus_from_sentences([["a", 1]]), TypeError, "non-empty str"),
+        (lambda: corpus_lib.corpus_from_sentences([[]]), ValueError, "hold no tokens"),
+        (
+            lambda: corpus_lib.corpus_from_ids([0, 5], Vocab.from_keys(["a", "b"])),
+            ValueError,
+            "5",
+        ),
+        (
+            lambda: corpus_lib.corpus_from_ids([0, 1], Vocab.from_keys(["a", "b"]), [0, 1]),
+            ValueError,
+            "sentence_starts must rise from 0 to len",
+        ),
+    ],
+)
+def test_bad_corpora_in_memory(call, error, message):
+    with pytest.raises(error, match=message):
+        call()
+
+
+def test_sentences_refuse_a_tokenizer(tmp_path):
+    config = FitConfig(epochs=1, tokenizer="words")
+    with pytest.raises(ParameterError, match="tokenize them yourself"):
+        fit([["a", "b"]], tmp_path / "o", SMALL, config, progress=False)
