@@ -29,6 +29,21 @@ def shared_data(name: str) -> str:
     return os.path.join(os.path.dirname(repo), "shared", "data", name)
 
 
+def require_file(path: str, flag: str = "--corpus", example: str = "") -> str:
+    """`path` if it exists, else exit with one line saying which flag to pass instead.
+
+    The default paths point into ../shared/data, which exists only beside this repository's own
+    checkout (its CI); a user's clone has none.
+    """
+    if os.path.exists(path):
+        return path
+    hint = f", e.g. {flag} {example}" if example else ""
+    sys.exit(
+        f"{path} does not exist (the default data folder ../shared/data is only there in this "
+        f"project's own set-up) - pass {flag} FILE with a file of your own{hint}"
+    )
+
+
 def add_common_args(parser) -> None:
     """Adds --quick and --json-out to an argparse parser."""
     parser.add_argument("--quick", action="store_true", help="small sizes, < 2 minutes")

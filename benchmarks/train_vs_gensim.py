@@ -40,6 +40,7 @@ from _bench import (
     machine_info,
     machine_line,
     markdown_table,
+    require_file,
     run_measured,
     shared_data,
     verdict,
@@ -345,6 +346,9 @@ def build_parser() -> argparse.ArgumentParser:
 def main() -> None:
     parser = build_parser()
     args = parser.parse_args()
+    from gensim.test.utils import datapath
+
+    require_file(args.corpus, "--corpus", datapath("lee_background.cor"))
     if args.worker_evaluate:
         print(json.dumps(evaluate_worker(args.worker_evaluate, args.evaluators)))
         return

@@ -212,13 +212,33 @@ class _Tokens:
 
     def __init__(self, tokenizer: str, lowercase: bool, end_of_text: bool):
         self.name, self.lowercase, self.end_of_text = tokenizer, lowercase, end_of_text
-        self.encoding = None
+        self.encoding, self.pool = None, None
+        self.threads = max(1, len(os.sched_getaffinity(0)))
         if tokenizer == "gpt2":
+            from concurrent.futures import ThreadPoolExecutor
+
             from jaxembed.tokenize import gpt2_tokenizer
 
             self.encoding = gpt2_tokenizer()
-        self.threads = max(1, len(os.sched_getaffinity(0)))
+            if self.threads > 1:  # tiktoken encodes without the GIL
+                self.pool = ThreadPoolExecutor(self.threads, thread_name_prefix="jaxembed-bpe")
         self.open_tokens = 0  # gpt2: tokens of the line still open at the end of the last block
+
+    def _encode(self, lines: list[str]) -> list[list[int]]:
+        # One task per thread, each a loop over contiguous lines: tiktoken's encode_ordinary_batch
+        # makes a task of every text, which on short lines costs more than the encoding (5x
+        # slower than this on the Austen novels' lines, benchmarks/tokenization.py).
+        encode = self.encoding.encode_ordinary
+        if self.pool is None or len(lines) < 2 * self.threads:
+            return [encode(line) for line in lines]
+        size = -(-len(lines) // self.threads)
+        parts = [lines[i : i + size] for i in range(0, len(lines), size)]
+        done = self.pool.map(lambda part: [encode(line) for line in part], parts)
+        return list(itertools.chain.from_iterable(done))
+
+    def close(self) -> None:
+        if self.pool is not None:
+            self.pool.shutdown()
 
     def fixed_vocab(self) -> tuple[str, ...] | None:
         """The vocabulary in ID order when the tokenizer has its own (gpt2), else None."""
@@ -262,7 +282,7 @@ class _Tokens:
 
             per_line = [split_words(line) for line in lines]
             return list(itertools.chain.from_iterable(per_line)), [len(x) for x in per_line]
-        per_line = self.encoding.encode_ordinary_batch(lines, num_threads=self.threads)
+        per_line = self._encode(lines)
         if self.end_of_text:  # after every completed line that holds tokens
             eot = self.encoding.eot_token
             for i, ids in enumerate(per_line):
@@ -403,6 +423,7 @@ def _read(paths, min_count, max_size, max_sentence_length, cache_dir, progress, 
     finally:
         bar.close()
         store.close()
+        tokens.close()
     return Corpus(vocab, ids_N, starts, int(raw_starts[-1]), n_undecodable, digest.hexdigest())
 
 

@@ -358,6 +358,21 @@ class Vocab:
             raise ValueError(
                 f"{path}: line {size + 2}: extra content after the {size} tokens the header promises"
             )
+        # The common case in a few passes over the lines; any doubt takes the careful loop below,
+        # which names the line at fault.
+        parts = [line.rpartition("\t") for line in body[:size]]
+        keys = [token for token, _, _ in parts]
+        numbers = [count for _, _, count in parts]
+        digits = "".join(numbers)
+        if (
+            all(keys)
+            and all(map(len, numbers))  # a token, a tab and a count on every line
+            and max(map(len, numbers), default=0) < 19
+            and (not digits or (digits.isascii() and digits.isdigit()))
+            and len(set(keys)) == len(keys)
+        ):
+            counts = np.fromiter(map(int, numbers), np.int64, len(numbers))
+            return cls(tuple(keys), counts, tuple(keys[:n_specials]))
         keys, counts, seen = [], [], {}
         for lineno, line in enumerate(body[:size], start=2):
             token, sep, count = line.rpartition("\t")
