@@ -13,14 +13,8 @@ import dataclasses
 import sys
 from pathlib import Path
 
-# The lecture's five questions, and our 0-1 answers for its four words ("very high" for yes).
-FEATURES = ("has a tail", "is eatable", "has four legs", "makes sound", "is a pet")
-WORD_FEATURES = {
-    "dog": (0.95, 0.05, 0.95, 0.90, 0.95),
-    "cat": (0.95, 0.05, 0.95, 0.70, 0.90),
-    "apple": (0.00, 0.95, 0.00, 0.05, 0.00),
-    "banana": (0.00, 0.90, 0.00, 0.00, 0.05),
-}
+# The lecture's five questions, and our 0-1 answers for its four words (jaxembed.lecture).
+from jaxembed.lecture import FEATURES, WORD_FEATURES  # noqa: E402
 
 
 @dataclasses.dataclass(frozen=True)

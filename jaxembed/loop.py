@@ -296,6 +296,11 @@ def _train(state, run, steps, checkpoints, corpus, train_config, config, mesh, b
         run.add(len(group), words, loss_sum, count)
         bar.update(words)
         bar.set_postfix(loss=f"{loss_sum / max(count, 1):.4f}", refresh=False)
+        if not calls_seen:
+            _restart_clock(bar)
+        calls_seen.append(len(group))
+
+    calls_seen: list[int] = []
 
     def checkpoint() -> None:
         run.train_seconds = time.perf_counter() - train_start
@@ -434,6 +439,21 @@ def _summary(run: Progress, corpus: Corpus, started: float) -> dict[str, Any]:
         "devices": jax.device_count(),
         "backend": jax.default_backend(),
     }
+
+
+def _restart_clock(bar) -> None:
+    """Words/s and time left count from now: the first call also compiled the step (seconds at
+    a rate of 0), which would show an ETA of hours until the average caught up."""
+    from tqdm.std import EMA
+
+    if bar.disable:  # no bar shown (progress=False, or another host)
+        return
+    now = bar._time()
+    bar.start_t = now - 1e-9
+    bar.initial = bar.n
+    bar.last_print_t, bar.last_print_n = now, bar.n
+    bar._ema_dn, bar._ema_dt = EMA(bar.smoothing), EMA(bar.smoothing)
+    bar._ema_miniters = EMA(bar.smoothing)
 
 
 def _progress_bar(total_words: int, done_words: int, enabled: bool):

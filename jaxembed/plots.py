@@ -190,13 +190,32 @@ def scatter_words(
             xytext=points_Nx2[i],
             arrowprops={"arrowstyle": "->", "color": "0.6", "shrinkA": 4, "shrinkB": 4},
         )
-    for (x, y), label in zip(points_Nx2, labels, strict=True):
-        ax.annotate(label, (x, y), xytext=(4, 4), textcoords="offset points", fontsize=9)
+    for (x, y), label, (dx, dy) in zip(points_Nx2, labels, _label_offsets(points_Nx2), strict=True):
+        ha = "left" if dx > 0 else "right"
+        ax.annotate(label, (x, y), xytext=(dx, dy), textcoords="offset points", fontsize=9, ha=ha)
     ax.margins(0.15)
     ax.set_aspect("equal", adjustable="datalim")  # equal scales: distances on screen are honest
     ax.set_xlabel("principal axis 1")
     ax.set_ylabel("principal axis 2")
     ax.set_title(title)
+
+
+def _label_offsets(points_Nx2: np.ndarray) -> list[tuple[int, int]]:
+    """Text offsets (points) that keep the labels of nearby points apart.
+
+    A point closer than 6% of the plot's span to an earlier labelled point takes the next free
+    corner (above right, below right, above left, below left), so "tora" and "bora" do not print
+    on top of each other.
+    """
+    corners = [(4, 4), (4, -12), (-4, 4), (-4, -12)]
+    span = float(np.ptp(points_Nx2, axis=0).max()) if len(points_Nx2) else 0.0
+    radius = 0.06 * span if span > 0 else 0.0
+    offsets: list[tuple[int, int]] = []
+    for i, point in enumerate(points_Nx2):
+        near = [offsets[j] for j in range(i) if np.linalg.norm(points_Nx2[j] - point) <= radius]
+        free = [c for c in corners if c not in near]
+        offsets.append(free[0] if free else corners[len(near) % len(corners)])
+    return offsets
 
 
 def pair_projection(
@@ -233,6 +252,14 @@ def pair_projection(
         colors=["C0" if word in first else "C3" for word in words],
         arrows=[(index[a], index[b]) for a, b in pairs],
     )
+    from matplotlib.lines import Line2D
+
+    legend = [
+        Line2D([], [], marker="o", linestyle="", color="C0", label="first word of a pair (a)"),
+        Line2D([], [], marker="o", linestyle="", color="C3", label="second word (b)"),
+        Line2D([], [], color="0.6", label="arrow: a -> b"),
+    ]
+    ax.legend(handles=legend, loc="best", fontsize=8, framealpha=0.8)
 
 
 def line_plot(

@@ -27,7 +27,13 @@ def test_demo_writes_report_and_figures(quick_demo):
     out, results = quick_demo
     report = (out / "report.md").read_text()
     assert report.startswith("# jaxembed demo")
-    for figure in ("loss.png", "projection_before_after.png", "similarity_before_after.png"):
+    figures = (
+        "loss.png",
+        "projection_before_after.png",
+        "similarity_before_after.png",
+        "meaning.png",
+    )
+    for figure in figures:
         assert figure in results["figures"]
         assert (out / figure).read_bytes()[:8] == PNG
         assert f"]({figure})" in report  # the report shows it
@@ -40,6 +46,23 @@ def test_demo_tokens_ids_and_table(quick_demo):
     assert tokens["example_tokens"][:3] == ["hundreds", "of", "people"]  # Lee's first line
     assert all(t == t.lower() and t[0].isalnum() for t in tokens["example_tokens"])
     assert results["table_shape"] == [results["vocab_size"], 16]
+
+
+def test_demo_shows_the_lecture_sentences_as_words_and_gpt2_tokens(quick_demo):
+    from jaxembed.tokenize import gpt2_keys, gpt2_tokenizer, split_words
+
+    out, results = quick_demo
+    report = (out / "report.md").read_text()
+    rows = results["lecture_sentences"]
+    assert [r["text"] for r in rows][:2] == ["this is an example", "quick fox is in the house"]
+    for row in rows:
+        ids = gpt2_tokenizer().encode_ordinary(row["text"])
+        assert row["words"] == split_words(row["text"]) and row["gpt2_ids"] == ids
+        assert row["gpt2_tokens"] == [gpt2_keys()[i] for i in ids]
+        assert " ".join(map(str, ids)) in report and " ".join(row["gpt2_tokens"]) in report
+    assert "None" not in report.split("## 2.")[0]  # unknown IDs are said in words
+    for n in (1, 2, 3, 4):  # every figure has its caption
+        assert f"*Figure {n}." in report
 
 
 def test_demo_related_words_are_closer_after_training(quick_demo):

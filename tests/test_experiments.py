@@ -39,8 +39,9 @@ def _has_glove() -> bool:
 
 
 def test_every_demonstration_has_a_script():
+    # 01-08: the lecture's demonstrations; 09: GPT-2 token embeddings, beyond the lecture
     numbers = sorted(p.name[:2] for p in EXPERIMENTS.glob("[0-9][0-9]_*.py"))
-    assert numbers == [f"{i:02d}" for i in range(1, 9)]
+    assert numbers == [f"{i:02d}" for i in range(1, 10)]
 
 
 def test_01_pipeline_words_and_gpt2(tmp_path):
@@ -161,3 +162,16 @@ def test_08_positions_shapes(tmp_path):
     order = results["word_order"]
     assert order["same_tokens"] and order["dog_token_vector_same_at_both_positions"]
     assert not order["dog_input_vector_same_at_both_positions"]
+
+
+def test_09_gpt2_token_embeddings(tmp_path):
+    args = ("--epochs", "2", "--dim", "8", "--min-count", "3", "--batch-size", "256")
+    results = _run("09_gpt2_token_embeddings", tmp_path, *args)
+    assert results["gpt2_table_shape"] == [50_257, 8]  # row i is GPT-2 token i
+    assert 0 < results["gpt2_trained_rows"] < 50_257
+    assert results["untrained_rows_equal_initial"]
+    queries = {row["token"]: row for row in results["comparisons"]}
+    assert "Ġpolice" in queries and queries["Ġpolice"]["word"] == "police"
+    assert queries["Ġpolice"]["words"] is not None  # police is also a word of the word table
+    for row in results["comparisons"]:
+        assert len(row["tokens"]) == 5 and row["token"] not in {t for t, _ in row["tokens"]}

@@ -255,3 +255,23 @@ def test_a_run_killed_after_a_checkpoint_resumes_to_the_same_table(corpus, tmp_p
     np.testing.assert_array_equal(
         np.load(killed / "table.npy"), np.load(tmp_path / "whole" / "table.npy")
     )
+
+
+def test_time_left_counts_from_the_end_of_the_first_call():
+    # The first call compiles the step: its seconds must not make the ETA hours long.
+    import io
+
+    from jaxembed.loop import _restart_clock
+
+    bar = loop._progress_bar(1_000_000, 0, enabled=True)
+    bar.fp = io.StringIO()
+    bar.start_t -= 30.0  # the first call took 30 s, nearly all of it compiling
+    bar.update(1_000)
+    assert bar.format_dict["elapsed"] >= 30.0
+    _restart_clock(bar)
+    bar.start_t -= 1.0  # then 1 s of training at 100k words/s
+    bar.update(100_000)
+    d = bar.format_dict
+    eta = (d["total"] - d["n"]) / (d["n"] - d["initial"]) * d["elapsed"]
+    assert 8 < eta < 10  # ~9 s left, not 4.5 hours
+    bar.close()
