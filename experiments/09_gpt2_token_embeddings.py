@@ -97,20 +97,28 @@ def run(config: Config) -> dict:
         beside = ", ".join(w for w, _ in words) if words else "(not a word of its own)"
         print(f"{key:>12}: {shown}\n{'word ' + word:>12}: {beside}")
 
-    # One figure: the queries and their nearest tokens, on the token table's principal axes.
-    labels, colors, seen = [], [], set()
-    for n, row in enumerate(comparisons[:6]):
-        for key in [row["token"], *(t for t, _ in row["tokens"][:3])]:
-            if key not in seen:
-                seen.add(key)
-                labels.append(key)
-                colors.append(f"C{n}")
+    # One figure: for each query that is a word, its nearest GPT-2 tokens beside its nearest
+    # words, with their cosines.
+    shown = [row for row in comparisons if row["words"]][:5]
     figures = []
-    if len(labels) >= 3:
-        ids = [token_vocab[key] for key in labels]
-        fig, ax = plots.figure()
-        title = "GPT-2 tokens after skip-gram: each query (colour) with its nearest tokens"
-        plots.scatter_words(ax, plots.pca_2d(token_table[ids]), labels, title, colors)
+    if shown:
+        fig, axes = plots.figure(ncols=2, nrows=len(shown), panel_inches=(4.2, 1.9))
+        axes = np.asarray(axes).reshape(len(shown), 2)
+        for (left, right), row in zip(axes, shown, strict=True):
+            for ax, found, colour, what in (
+                (left, row["tokens"], "C0", f"GPT-2 table: nearest to {row['token']}"),
+                (right, row["words"], "C1", f"word table: nearest to {row['word']}"),
+            ):
+                labels, scores = [k for k, _ in found][::-1], [c for _, c in found][::-1]
+                ax.barh(range(len(found)), scores, color=colour)
+                ax.set_yticks(range(len(found)), labels)
+                ax.set_xlim(0, 1)
+                ax.set_title(what, fontsize=10)
+        for ax in axes[-1]:
+            ax.set_xlabel("cosine similarity")
+        fig.suptitle(
+            "Skip-gram on GPT-2 tokens (left) and on words (right), same text", fontsize=11
+        )
         figures.append(plots.save_figure(fig, out / "gpt2_token_neighbours.png").name)
 
     results = {

@@ -211,3 +211,12 @@ def test_gensim_worker_trains_the_objective_it_is_asked_for(tmp_path, objective,
     module.gensim_worker(args)
     summary = json.loads((tmp_path / "run.json").read_text())
     assert summary["sg"] == sg
+
+
+def test_cli_startup_prints_its_table(tmp_path, monkeypatch, capsys):
+    results = _run_script(
+        "cli_startup", "--repeats", "1", tmp_path=tmp_path, monkeypatch=monkeypatch, capsys=capsys
+    )
+    commands = {row["command"]: row for row in results["rows"]}
+    assert commands["jaxembed --help"]["status"] in ("met", "missed")  # it ran
+    assert all(row["seconds"] > 0 for row in results["rows"])
