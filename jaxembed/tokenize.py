@@ -44,7 +44,7 @@ _SEPARATORS = "\x1c-\x1f"  # whitespace to str.split and str.isspace, not to reg
 # A number with inner separators ("3.14", "1,000"); a word with inner apostrophes or single
 # hyphens ("don't", "well-known"); an emoji; else one punctuation symbol, repeated ("--", "...").
 _TOKEN = regex.compile(rf"\d+(?:[.,]\d+)+|{_W}+(?:['’-]{_W}+)*|{_EMOJI}|([^\w\s{_SEPARATORS}])\1*")
-_WORD_LIKE = regex.compile(rf"{_W}|{_EMOJI}")  # spaced as words by join_words
+_WORD_LIKE = regex.compile(rf"{_W}|{_EMOJI}|\p{{RI}}")  # spaced as words by join_words
 _OPENING = frozenset("([{“‘«¿¡")
 
 GPT2_N_VOCAB = 50_257

