@@ -193,7 +193,7 @@ def scatter_words(
     for (x, y), label, (dx, dy) in zip(points_Nx2, labels, _label_offsets(points_Nx2), strict=True):
         ha = "left" if dx > 0 else "right"
         ax.annotate(label, (x, y), xytext=(dx, dy), textcoords="offset points", fontsize=9, ha=ha)
-    ax.margins(0.15)
+    ax.margins(0.2)
     ax.set_aspect("equal", adjustable="datalim")  # equal scales: distances on screen are honest
     ax.set_xlabel("principal axis 1")
     ax.set_ylabel("principal axis 2")
@@ -203,13 +203,13 @@ def scatter_words(
 def _label_offsets(points_Nx2: np.ndarray) -> list[tuple[int, int]]:
     """Text offsets (points) that keep the labels of nearby points apart.
 
-    A point closer than 6% of the plot's span to an earlier labelled point takes the next free
+    A point closer than 10% of the plot's span to an earlier labelled point takes the next free
     corner (above right, below right, above left, below left), so "tora" and "bora" do not print
     on top of each other.
     """
     corners = [(4, 4), (4, -12), (-4, 4), (-4, -12)]
     span = float(np.ptp(points_Nx2, axis=0).max()) if len(points_Nx2) else 0.0
-    radius = 0.06 * span if span > 0 else 0.0
+    radius = 0.1 * span if span > 0 else 0.0
     offsets: list[tuple[int, int]] = []
     for i, point in enumerate(points_Nx2):
         near = [offsets[j] for j in range(i) if np.linalg.norm(points_Nx2[j] - point) <= radius]

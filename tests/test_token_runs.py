@@ -251,3 +251,17 @@ def test_sentences_refuse_a_tokenizer(tmp_path):
     config = FitConfig(epochs=1, tokenizer="words")
     with pytest.raises(ParameterError, match="tokenize them yourself"):
         fit([["a", "b"]], tmp_path / "o", SMALL, config, progress=False)
+
+
+def test_evaluate_same_words_as_makes_runs_comparable(capsys, gpt2_run, tmp_path):
+    path, _ = prose(tmp_path)
+    words_run = tmp_path / "words"
+    config = FitConfig(epochs=1, batch_size=64, min_count=3, tokenizer="words")
+    fit([path], words_run, SMALL, config, progress=False)
+    gpt2_dir = gpt2_run[0] / "run"
+    scored = []
+    for a, b in ((words_run, gpt2_dir), (gpt2_dir, words_run)):
+        code, out, err = run_cli(capsys, "evaluate", a, "--same-words-as", b, "--json")
+        assert code == 0 and "--same-words-as" in err
+        scored.append(json.loads(out)["words"])
+    assert scored[0] == scored[1]  # the same words on both sides

@@ -59,6 +59,13 @@ def register(subparsers) -> None:
         help="analogies use only the N first (most frequent) words, as is customary (default "
         "30000); word pairs use gensim's default of 300000",
     )
+    p.add_argument(
+        "--same-words-as",
+        metavar="VECTORS2",
+        default=None,
+        help="score only the words VECTORS2 also has (a GPT-2 run: its single-token words), so "
+        "the two scores are comparable",
+    )
     p.add_argument("--json", action="store_true", help="print one JSON object instead of a table")
     p.set_defaults(func=run_evaluate)
 
@@ -149,6 +156,8 @@ def run_evaluate(args: argparse.Namespace) -> int:
             f"space ('Ġking' as king) of the {n_tokens:,}, most frequent first",
             file=sys.stderr,
         )
+    if args.same_words_as is not None:
+        table_VxD, vocab = _same_words(table_VxD, vocab, args.same_words_as)
     results = evaluate_suite(table_VxD, vocab, restrict_vocab=args.restrict_vocab)
     if args.json:
         summary = {"vectors": args.vectors, "words": len(vocab), "dim": int(table_VxD.shape[1])}
@@ -197,6 +206,29 @@ def run_export(args: argparse.Namespace) -> int:
 
 
 # ---------------------------------------------------------------------------- helpers
+
+
+def _same_words(table_VxD, vocab, other: str):
+    """The rows of the words that the vectors `other` also have (as words), in their order."""
+    import numpy as np
+
+    from jaxembed.io import load_vectors
+    from jaxembed.vectors import words_of_tokens
+    from jaxembed.vocab import Vocab
+
+    other_table, other_vocab = load_vectors(other)
+    if other_vocab.byte_level:
+        _, other_vocab = words_of_tokens(other_table, other_vocab)
+    keep = set(other_vocab.index_to_key)
+    ids = [i for i, key in enumerate(vocab.index_to_key) if key in keep]
+    print(
+        f"--same-words-as {other}: scoring the {len(ids):,} of {len(vocab):,} words it also has",
+        file=sys.stderr,
+    )
+    if not ids:
+        raise ValueError(f"--same-words-as {other}: no word in common - compare tables of words")
+    keys = [vocab.index_to_key[i] for i in ids]
+    return table_VxD[np.asarray(ids)], Vocab.from_keys(keys, np.asarray(vocab.counts)[ids])
 
 
 def _say_token(vocab, word: str) -> None:
