@@ -39,9 +39,9 @@ def _has_glove() -> bool:
 
 
 def test_every_demonstration_has_a_script():
-    # 01-08: the lecture's demonstrations; 09: GPT-2 token embeddings, beyond the lecture
+    # 01-08: the lecture's demonstrations; 09-10: GPT-2 token tables, beyond the lecture
     numbers = sorted(p.name[:2] for p in EXPERIMENTS.glob("[0-9][0-9]_*.py"))
-    assert numbers == [f"{i:02d}" for i in range(1, 10)]
+    assert numbers == [f"{i:02d}" for i in range(1, 11)]
 
 
 def test_01_pipeline_words_and_gpt2(tmp_path):
@@ -175,3 +175,29 @@ def test_09_gpt2_token_embeddings(tmp_path):
     assert queries["Ġpolice"]["words"] is not None  # police is also a word of the word table
     for row in results["comparisons"]:
         assert len(row["tokens"]) == 5 and row["token"] not in {t for t, _ in row["tokens"]}
+
+
+def test_10_pretrained_token_table(tmp_path):
+    args = (
+        "--dim",
+        "8",
+        "--w2v-epochs",
+        "1",
+        "--epochs",
+        "2",
+        "--context-length",
+        "8",
+        "--batch-size",
+        "8",
+        "--max-tokens",
+        "3000",
+    )
+    results = _run("10_pretrained_token_table", tmp_path, *args)
+    for run in ("from_random", "from_word2vec"):
+        assert len(results[run]["train_loss"]) == 2 and len(results[run]["held_out_loss"]) == 3
+        assert all(np.isfinite(results[run]["held_out_loss"]))
+    # an untrained model with a random table guesses about uniformly: close to ln(V) nats
+    assert abs(results["from_random"]["held_out_loss"][0] - math.log(50_257)) < 1.0
+    assert results["scale"] > 0  # the word2vec rows were rescaled to the random table's spread
+    assert results["train_tokens"] + results["held_out_tokens"] == 3000
+    assert results["figures"] == ["next_token_loss.png"]
