@@ -218,7 +218,8 @@ def fit(
                 _check_same_settings(rundir.saved_settings(out), run.settings, out)
                 state, saved = checkpoints.restore(state)
                 run = Progress(**saved)
-            bar = _progress_bar(corpus.n_raw_words * config.epochs, run.words, on_host_0)
+            unit = "token" if config.tokenizer == "gpt2" else "word"
+            bar = _progress_bar(corpus.n_raw_words * config.epochs, run.words, on_host_0, unit)
             state, finished = _train(
                 state, run, steps, checkpoints, corpus, train_config, config, mesh, bar, work
             )
@@ -456,13 +457,13 @@ def _restart_clock(bar) -> None:
     bar._ema_miniters = EMA(bar.smoothing)
 
 
-def _progress_bar(total_words: int, done_words: int, enabled: bool):
+def _progress_bar(total_words: int, done_words: int, enabled: bool, unit: str = "word"):
     from tqdm.auto import tqdm
 
     return tqdm(
         total=total_words,
         initial=done_words,
-        unit="word",
+        unit=unit,
         unit_scale=True,
         dynamic_ncols=True,
         smoothing=0.1,

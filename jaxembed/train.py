@@ -64,7 +64,8 @@ class TrainConfig:
     """How a table is learned (the model and optimiser; the data side is loop.FitConfig).
 
     optimizer, lr and min_lr left None take the objective's defaults (`jaxembed.objectives`):
-    word2vec's SGD from 0.025 to 0.0001, next-token's Adam from 0.003 to 0.0003.
+    word2vec's SGD from 0.025 (skip-gram; CBOW 0.05, as word2vec.c and fastText) to 0.0001,
+    next-token's Adam from 0.003 to 0.0003.
     """
 
     objective: str = "skipgram"  # "skipgram", "cbow" or "next-token"

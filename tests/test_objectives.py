@@ -32,7 +32,7 @@ def test_a_record_batches_what_its_step_reads(corpus_file, name):
     "name, optimizer, lr, min_lr, batch_size",
     [
         ("skipgram", "sgd", 0.025, 0.0001, 4096),
-        ("cbow", "sgd", 0.025, 0.0001, 512),
+        ("cbow", "sgd", 0.05, 0.0001, 512),
         ("next-token", "adam", 0.003, 0.0003, 32),
     ],
 )

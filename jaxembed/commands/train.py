@@ -150,7 +150,8 @@ def register(subparsers) -> None:
         "--alpha",
         type=float,
         default=None,
-        help="initial learning rate (default: the objective's: 0.025 for word2vec, 0.003 for "
+        help="initial learning rate (default: the objective's: 0.025 for skipgram, 0.05 for cbow "
+        "as word2vec.c and fastText (gensim: 0.025), 0.003 for "
         "next-token)",
     )
     g.add_argument(
