@@ -76,6 +76,7 @@ _API = {
         "token_for",
         "trained_rows",
         "words_of_tokens",
+        "take_rows",
     ),
     "evaluate": ("evaluate_analogies", "evaluate_word_pairs", "evaluate_suite"),
     # exchange: files, gensim, the Embedding Projector

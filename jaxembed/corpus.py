@@ -268,15 +268,13 @@ class _Tokens:
 
         The last piece continues the line still open unless `final`.
         """
+        if self.lowercase:  # once for the block, not per line
+            text = text.lower()
         lines = text.split("\n")
         if self.encoding is not None:  # "\r\n" line ends: the "\r" is no token of the line
             lines = [line[:-1] if line.endswith("\r") else line for line in lines]
-        if self.lowercase:
-            lines = [line.lower() for line in lines]
         if self.name == "whitespace":
-            return (text.lower() if self.lowercase else text).split(), [
-                len(x.split()) for x in lines
-            ]
+            return text.split(), [len(x.split()) for x in lines]
         if self.name == "words":
             from jaxembed.tokenize import split_words
 

@@ -297,11 +297,12 @@ def _train(state, run, steps, checkpoints, corpus, train_config, config, mesh, b
         run.add(len(group), words, loss_sum, count)
         bar.update(words)
         bar.set_postfix(loss=f"{loss_sum / max(count, 1):.4f}", refresh=False)
-        if not calls_seen:
+        nonlocal clock_restarted
+        if not clock_restarted:
             _restart_clock(bar)
-        calls_seen.append(len(group))
+            clock_restarted = True
 
-    calls_seen: list[int] = []
+    clock_restarted = False  # after the first call of this process, which compiled the step
 
     def checkpoint() -> None:
         run.train_seconds = time.perf_counter() - train_start

@@ -252,8 +252,19 @@ def trained_rows(table_VxD, vocab: Vocab):
     kept_V = np.asarray(vocab.counts) > 0
     if kept_V.all() or not kept_V.any():
         return table_VxD, vocab
-    ids = np.flatnonzero(kept_V)
-    keys = [vocab.index_to_key[i] for i in ids]
+    return take_rows(table_VxD, vocab, np.flatnonzero(kept_V))
+
+
+def take_rows(table_VxD, vocab: Vocab, ids, keys=None):
+    """(table, vocab) of the rows `ids`, in that order, with their counts; `keys` renames them.
+
+    Example:
+      >>> _, vocab = take_rows(np.eye(3), Vocab.from_keys(["a", "b", "c"], [4, 0, 1]), [2, 0])
+      >>> vocab.index_to_key, vocab.counts.tolist()
+      (('c', 'a'), [1, 4])
+    """
+    ids = np.asarray(ids, np.int64)
+    keys = [vocab.index_to_key[i] for i in ids] if keys is None else list(keys)
     return table_VxD[ids], Vocab.from_keys(keys, np.asarray(vocab.counts)[ids])
 
 
@@ -287,8 +298,7 @@ def words_of_tokens(table_VxD, vocab: Vocab):
             rows.append(i)
             keys.append(word)
     order = sorted(range(len(rows)), key=lambda j: (-counts_V[rows[j]], rows[j]))
-    ids = np.asarray([rows[j] for j in order], np.int64)
-    return table_VxD[ids], Vocab.from_keys([keys[j] for j in order], counts_V[ids])
+    return take_rows(table_VxD, vocab, [rows[j] for j in order], [keys[j] for j in order])
 
 
 # ----------------------------------------------------------------------------------- internals

@@ -210,11 +210,8 @@ def run_export(args: argparse.Namespace) -> int:
 
 def _same_words(table_VxD, vocab, other: str):
     """The rows of the words that the vectors `other` also have (as words), in their order."""
-    import numpy as np
-
     from jaxembed.io import load_vectors
-    from jaxembed.vectors import words_of_tokens
-    from jaxembed.vocab import Vocab
+    from jaxembed.vectors import take_rows, words_of_tokens
 
     other_table, other_vocab = load_vectors(other)
     if other_vocab.byte_level:
@@ -227,8 +224,7 @@ def _same_words(table_VxD, vocab, other: str):
     )
     if not ids:
         raise ValueError(f"--same-words-as {other}: no word in common - compare tables of words")
-    keys = [vocab.index_to_key[i] for i in ids]
-    return table_VxD[np.asarray(ids)], Vocab.from_keys(keys, np.asarray(vocab.counts)[ids])
+    return take_rows(table_VxD, vocab, ids)
 
 
 def _say_token(vocab, word: str) -> None:
