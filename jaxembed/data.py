@@ -32,6 +32,8 @@ __all__ = [
     "noise_distribution",
     "skipgram_batches",
     "cbow_batches",
+    "cbow_slot_capacity",
+    "cbow_slots",
     "next_token_batches",
     "prefetch",
 ]
@@ -161,22 +163,28 @@ def cbow_batches(
     Arguments, sampling and resumption as in `skipgram_batches`; centers without any context word
     (one-word sentences) are skipped, as they teach gensim nothing either.
 
+    A batch holds its context words flat (`cbow_slots`): only the real ones, each with the index
+    of its center in the batch, about 55% of the 2 * window slots a padded (B, 2 * window) layout
+    would gather and scatter.
+
     Returns:
-      An iterator of dicts: "context_BxC" (int32 (B, 2 * window), context word j at offset
-      (-window..-1, 1..window)[j], 0 where absent), "context_mask_BxC" (float32, 1 where present:
-      average the masked vectors for gensim's cbow_mean=1), "center_B" (int32), "mask_B",
-      "progress", "words" as in `skipgram_batches`.
+      An iterator of dicts: "center_B" (int32 (B,)), "context_L" (int32 (L,): the context words,
+      those of center 0 first, then center 1's, ...), "slot_center_L" (int32 (L,): the center
+      each belongs to, 0..B-1), "slot_mask_L" (float32 (L,): 1 real, 0 padding), "mask_B",
+      "progress", "words" as in `skipgram_batches`. L is `cbow_slot_capacity(batch_size,
+      window)` (a batch with more real context words, very rare, gets L = 2 * window * B).
 
     Example:
       >>> batch = next(cbow_batches(corpus, window=5, sample=1e-4, batch_size=1024, seed=0, epoch=0))
-      >>> batch["context_BxC"].shape
-      (1024, 10)
+      >>> batch["center_B"].shape, batch["context_L"].shape
+      ((1024,), (6720,))
     """
     _check_batching(window, sample, batch_size, epoch, epochs, start_batch, chunk_tokens)
     lengths_S = np.diff(corpus.sentence_starts)
     _check_fits(batch_size, int(lengths_S[lengths_S > 1].sum()), "centers with context words")
     keep_V = keep_probabilities(corpus.vocab.counts, sample)
     offsets_C = np.concatenate([np.arange(-window, 0), np.arange(1, window + 1)]).astype(np.int32)
+    capacity = cbow_slot_capacity(batch_size, window)
 
     def make(ids, starts, rng):
         sub, sentence, reach = _subsample(ids, starts, keep_V, window, rng)
@@ -187,17 +195,61 @@ def cbow_batches(
         valid &= sentence[at_MxC] == sentence[:, None]
         has = valid.any(axis=1)
         valid = valid[has]
-        return np.where(valid, sub[at_MxC[has]], 0), valid.astype(np.float32), sub[has]
+        return np.where(valid, sub[at_MxC[has]], 0), valid, sub[has]
 
-    def to_batch(context_BxC, context_mask_BxC, center_B):
-        return {
-            "context_BxC": context_BxC,
-            "context_mask_BxC": context_mask_BxC,
-            "center_B": center_B,
-        }
+    def to_batch(context_BxC, valid_BxC, center_B):
+        return {"center_B": center_B, **cbow_slots(context_BxC, valid_BxC, capacity)}
 
     chunks = _sentence_chunks(corpus, chunk_tokens)
     return _batches(corpus, chunks, make, to_batch, batch_size, seed, epoch, epochs, start_batch)
+
+
+def cbow_slot_capacity(batch_size: int, window: int) -> int:
+    """L, the context slots of a CBOW batch of `batch_size` centers: rarely too few, never more
+    than the padded 2 * window * batch_size.
+
+    A kept center's reach r is uniform in 1..window and it has at most 2r context words: mean
+    window + 1, variance (window**2 - 1) / 3. L is that mean times B plus 6 standard deviations of
+    the sum (and one more center's worth), rounded up to 64 (mesh data axes divide it).
+
+    Example:
+      >>> cbow_slot_capacity(512, 5), 2 * 5 * 512
+      (3520, 5120)
+    """
+    spread = 6.0 * np.sqrt(batch_size * (window**2 - 1) / 3.0)
+    capacity = -(-int(batch_size * (window + 1) + spread + 2 * window) // 64) * 64
+    return min(capacity, -(-2 * window * batch_size // 64) * 64)
+
+
+def cbow_slots(context_BxC: np.ndarray, mask_BxC: np.ndarray, capacity: int) -> dict:
+    """A padded CBOW batch's context words as flat slots (`cbow_batches`' layout).
+
+    Args:
+      context_BxC: context word IDs of each center, any value where `mask_BxC` is 0.
+      mask_BxC: nonzero where the slot holds a real context word.
+      capacity: L, slots to pad to; a batch with more real words gets 2 * window * B, rounded up
+        to 64.
+
+    Returns:
+      {"context_L", "slot_center_L", "slot_mask_L"}.
+
+    Example:
+      >>> slots = cbow_slots(np.array([[7, 8], [9, 0]]), np.array([[1, 1], [1, 0]]), 4)
+      >>> slots["context_L"].tolist(), slots["slot_center_L"].tolist(), slots["slot_mask_L"].tolist()
+      ([7, 8, 9, 0], [0, 0, 1, 1], [1.0, 1.0, 1.0, 0.0])
+    """
+    center_L, slot_L = np.nonzero(mask_BxC)
+    n = len(center_L)
+    if n > capacity:
+        capacity = -(-mask_BxC.size // 64) * 64
+    pad = capacity - n
+    return {
+        "context_L": np.pad(np.asarray(context_BxC)[center_L, slot_L].astype(np.int32), (0, pad)),
+        # Padding slots repeat the last center: slot_center_L stays sorted (segment sums rely
+        # on it); their mask is 0.
+        "slot_center_L": np.pad(center_L.astype(np.int32), (0, pad), mode="edge"),
+        "slot_mask_L": np.pad(np.ones(n, np.float32), (0, pad)),
+    }
 
 
 def next_token_batches(
@@ -280,8 +332,11 @@ def _batches(corpus, chunks, make, to_batch, batch_size, seed, epoch, epochs, st
     def finish(arrays, n_real, end):
         pad = batch_size - n_real  # zeros, after to_batch: padding rows hold no real words
         batch = to_batch(*arrays)
-        if pad:
-            batch = {k: np.pad(v, [(0, pad)] + [(0, 0)] * (v.ndim - 1)) for k, v in batch.items()}
+        if pad:  # flat arrays ("_L", padded by to_batch) have no example axis
+            batch = {
+                k: v if k.endswith("_L") else np.pad(v, [(0, pad)] + [(0, 0)] * (v.ndim - 1))
+                for k, v in batch.items()
+            }
         prev_end, state["prev_end"] = state["prev_end"], end
         return {
             **batch,

@@ -149,6 +149,24 @@ def cbow_mean(context_BxCxD: jax.Array, context_mask_BxC: jax.Array) -> jax.Arra
     return sum_BxD + jax.lax.stop_gradient(sum_BxD / count_Bx1 - sum_BxD)
 
 
+def cbow_mean_flat(
+    context_LxD: jax.Array, center_L: jax.Array, mask_L: jax.Array, batch_size: int
+) -> jax.Array:
+    """`cbow_mean` of flat context rows: slot l belongs to centre center_L[l] (sorted).
+
+    Example:
+      >>> cbow_mean_flat(jnp.ones((3, 2)), jnp.array([0, 0, 1]), jnp.array([1.0, 1.0, 0.0]), 2)
+      Array([[1., 1.],
+             [0., 0.]], dtype=float32)
+    """
+    sum_BxD = jax.ops.segment_sum(
+        context_LxD * mask_L[:, None], center_L, batch_size, indices_are_sorted=True
+    )
+    count_B = jax.ops.segment_sum(mask_L, center_L, batch_size, indices_are_sorted=True)
+    mean_BxD = sum_BxD / jnp.maximum(count_B, 1.0)[:, None]
+    return sum_BxD + jax.lax.stop_gradient(mean_BxD - sum_BxD)
+
+
 # ---------------------------------------------------------------------------- next token
 
 

@@ -40,6 +40,7 @@ from jaxembed.checks import one_of
 from jaxembed.losses import (
     NextTokenModel,
     cbow_mean,
+    cbow_mean_flat,
     negative_sampling_loss,
     negative_sampling_rows,
     next_token_loss,
@@ -104,31 +105,89 @@ def _pad_to_groups(config, batch: Mapping[str, jax.Array]) -> dict:
 
 
 def _skipgram_context(embed_VxD, batch):
-    """Skip-gram's input: the context word's row; its gradient goes to that row."""
+    """Skip-gram's input: the context word's row; its gradient goes to that row.
+
+    Returns (input row IDs, v_BxD, grad_v -> the input rows' gradients, the pairs each carries).
+    """
     ids_B = batch["context_B"]
     v_BxD = embed_VxD.at[ids_B].get(mode="promise_in_bounds")
-    return ids_B, v_BxD, lambda grad_v_BxD: grad_v_BxD
+    return ids_B, v_BxD, lambda grad_v_BxD: grad_v_BxD, batch["mask_B"]
 
 
 def _cbow_context(embed_VxD, batch):
-    """CBOW's input: the mean of the context rows; each context row gets the whole error."""
-    ids_BxC, mask_BxC = batch["context_BxC"], batch["context_mask_BxC"]
-    v_BxD = cbow_mean(embed_VxD.at[ids_BxC].get(mode="promise_in_bounds"), mask_BxC)
-    return ids_BxC, v_BxD, lambda grad_v_BxD: mask_BxC[:, :, None] * grad_v_BxD[:, None, :]
+    """CBOW's input: the mean of the context rows; each context row gets the whole error.
+
+    Batches come flat (`jaxembed.data.cbow_slots`: "context_L" with "slot_center_L"), as
+    `jaxembed.data.cbow_batches` makes them, or padded ("context_BxC", "context_mask_BxC"); the
+    two give the same loss and updates (tests/test_train.py), the flat one from fewer rows.
+    """
+    if "context_L" not in batch:
+        ids_BxC, mask_BxC = batch["context_BxC"], batch["context_mask_BxC"]
+        v_BxD = cbow_mean(embed_VxD.at[ids_BxC].get(mode="promise_in_bounds"), mask_BxC)
+
+        def spread_padded(grad_v_BxD):
+            return mask_BxC[:, :, None] * grad_v_BxD[:, None, :]
+
+        return ids_BxC, v_BxD, spread_padded, mask_BxC
+    ids_L, center_L, mask_L = batch["context_L"], batch["slot_center_L"], batch["slot_mask_L"]
+    rows_LxD = embed_VxD.at[ids_L].get(mode="promise_in_bounds")
+    v_BxD = cbow_mean_flat(rows_LxD, center_L, mask_L, batch["center_B"].shape[0])
+
+    def spread(grad_v_BxD):
+        return mask_L[:, None] * grad_v_BxD.at[center_L].get(mode="promise_in_bounds")
+
+    return ids_L, v_BxD, spread, mask_L
+
+
+ROW_SCALES = ("none", "count", "sqrt", "cap")
+
+
+def _row_scales(config, rows, ids, weights):
+    """Per-occurrence factors of `TrainConfig.row_scale`: a row's summed gradient is divided by
+    its number of contributions c in the batch ("count": their mean), by sqrt(c) ("sqrt"), or by
+    c / row_cap where c exceeds `TrainConfig.row_cap` ("cap": at most row_cap pairs' worth).
+
+    Args:
+      ids, weights: tuples of pieces: the IDs a table's gradient rows belong to, and how many
+        pair gradients each occurrence carries (0 for padding).
+
+    Returns:
+      A tuple of (N,) factors matching `ids`, or None for "none" (plain summed SGD).
+    """
+    if config.row_scale == "none":
+        return None
+    count_V = jnp.zeros(rows, jnp.float32)
+    for ids_N, weight_N in zip(ids, weights, strict=True):
+        count_V = count_V.at[ids_N].add(weight_N, mode="promise_in_bounds")
+    count_V = jnp.maximum(count_V, 1.0)
+    if config.row_scale == "count":
+        scale_V = 1.0 / count_V
+    elif config.row_scale == "sqrt":
+        scale_V = jax.lax.rsqrt(count_V)
+    else:
+        scale_V = jnp.minimum(1.0, config.row_cap / count_V)
+    return tuple(scale_V.at[ids_N].get(mode="promise_in_bounds") for ids_N in ids)
+
+
+def _scaled(grads, scales):
+    if scales is None:
+        return grads
+    return tuple(g * s[:, None] for g, s in zip(grads, scales, strict=True))
 
 
 def _word2vec_sparse(context, config, tx, params, opt_state, batch, noise_GxK, weight_BxJ):
     """Gather the rows, closed-form row gradients, optax on those rows, scatter back."""
     embed, out = params["embed"], params["out"]
     center_B, dim = batch["center_B"], embed.shape[1]
-    in_ids, v_BxD, spread = context(embed, batch)
+    in_ids, v_BxD, spread, in_weights = context(embed, batch)
     if config.share_negatives == 1:
         out_ids_BxJ = jnp.concatenate([center_B[:, None], noise_GxK], axis=1)
         # Materialise the IDs: fused into the gather, they would be recomputed for every float.
         out_ids_BxJ = jax.lax.optimization_barrier(out_ids_BxJ)
         u_BxJxD = out.at[out_ids_BxJ].get(mode="promise_in_bounds")
         loss_sum, grad_v_BxD, grad_u_BxJxD = negative_sampling_rows(v_BxD, u_BxJxD, weight_BxJ)
-        out_ids, grad_u = out_ids_BxJ.reshape(-1), grad_u_BxJxD.reshape(-1, dim)
+        out_ids, grad_u = (out_ids_BxJ.reshape(-1),), (grad_u_BxJxD.reshape(-1, dim),)
+        out_weights = ((weight_BxJ > 0).astype(jnp.float32).reshape(-1),)
     else:
         u_pos_BxD = out.at[center_B].get(mode="promise_in_bounds")
         u_neg_GxKxD = out.at[noise_GxK].get(mode="promise_in_bounds")
@@ -137,8 +196,17 @@ def _word2vec_sparse(context, config, tx, params, opt_state, batch, noise_GxK, w
         )
         out_ids = (center_B, noise_GxK.reshape(-1))
         grad_u = (grad_pos, grad_neg.reshape(-1, dim))
+        # A shared noise row carries the gradients of the pairs of its group that score it.
+        groups, negative = noise_GxK.shape
+        scored_GxK = (weight_BxJ[:, 1:] > 0).reshape(groups, -1, negative).sum(axis=1)
+        out_weights = (batch["mask_B"], scored_GxK.astype(jnp.float32).reshape(-1))
     grad_in = spread(grad_v_BxD).reshape(-1, dim)
-    embed, opt_embed = sparse_update(tx, embed, opt_state["embed"], in_ids.reshape(-1), grad_in)
+    in_ids = (in_ids.reshape(-1),)
+    in_weights = (in_weights.reshape(-1),)
+    rows = embed.shape[0]
+    grad_in = _scaled((grad_in,), _row_scales(config, rows, in_ids, in_weights))
+    grad_u = _scaled(grad_u, _row_scales(config, rows, out_ids, out_weights))
+    embed, opt_embed = sparse_update(tx, embed, opt_state["embed"], in_ids, grad_in)
     out, opt_out = sparse_update(tx, out, opt_state["out"], out_ids, grad_u)
     return loss_sum, {"embed": embed, "out": out}, {"embed": opt_embed, "out": opt_out}
 
@@ -147,7 +215,7 @@ def _word2vec_dense(context, config, tx, params, opt_state, batch, noise_GxK, we
     """Autodiff of the loss with respect to the whole tables, optax on the whole tables."""
 
     def loss(params):
-        _, v_BxD, _ = context(params["embed"], batch)
+        _, v_BxD, _, _ = context(params["embed"], batch)
         u_pos_BxD, u_neg_GxKxD = params["out"][batch["center_B"]], params["out"][noise_GxK]
         mask_B = batch["mask_B"]
         return negative_sampling_loss(v_BxD, u_pos_BxD, u_neg_GxKxD, weight_BxJ[:, 1:], mask_B)
@@ -240,6 +308,8 @@ class Objective(NamedTuple):
     lr: float
     min_lr: float
     batch_size: int
+    # arrays of another layout the step also takes (CBOW: padded contexts, as device batches)
+    other_keys: tuple[str, ...] = ()
 
 
 _WORD2VEC = dict(negatives=True, sparse=True, optimizer="sgd", min_lr=0.0001)
@@ -255,7 +325,7 @@ SKIPGRAM = Objective(
 )
 CBOW = Objective(
     "cbow",
-    ("center_B", "context_BxC", "context_mask_BxC", "mask_B", "progress"),
+    ("center_B", "context_L", "slot_center_L", "slot_mask_L", "mask_B", "progress"),
     _cbow_batches,
     _word2vec_init,
     functools.partial(_word2vec_update, _cbow_context),
@@ -264,6 +334,7 @@ CBOW = Objective(
     # 18.1% / 0.560 with 0.025 (BENCHMARKS.md, section 2).
     lr=0.05,
     batch_size=512,
+    other_keys=("context_BxC", "context_mask_BxC"),
     **_WORD2VEC,
 )
 NEXT_TOKEN = Objective(

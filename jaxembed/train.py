@@ -77,6 +77,11 @@ class TrainConfig:
     min_lr: float | None = None  # final learning rate, reached linearly (min_alpha)
     weight_decay: float = 0.0  # AdamW's decoupled weight decay
     update: str = "auto"  # "auto", "sparse" (rows the batch touches) or "dense" (whole table)
+    # word2vec, sparse: a row's summed gradient as is ("none"), divided by its contributions in
+    # the batch ("count"), by their square root ("sqrt"), or capped at row_cap contributions'
+    # worth ("cap"): for large batches (BENCHMARKS.md, section 2)
+    row_scale: str = "none"
+    row_cap: int = 32
     context_length: int = 64  # next-token: positions in the position table (T)
     seed: int = 1  # initial table and noise-word draws
 
@@ -87,7 +92,15 @@ class TrainConfig:
                 object.__setattr__(self, name, getattr(objective, name))
         one_of("optimizer", self.optimizer, OPTIMIZERS)
         one_of("update", self.update, UPDATES)
-        for name in ("dim", "negative", "share_negatives", "context_length"):
+        one_of("row_scale", self.row_scale, ob.ROW_SCALES)
+        if self.row_scale != "none" and not self.sparse:
+            raise ParameterError(
+                f"row_scale={self.row_scale!r} scales the rows of a sparse word2vec step - use "
+                "update='sparse' (or 'auto' with optimizer='sgd'), or row_scale='none'",
+                "row_scale",
+                "update",
+            )
+        for name in ("dim", "negative", "share_negatives", "context_length", "row_cap"):
             positive_int(name, getattr(self, name))
         if not self.lr > 0 or not self.min_lr >= 0 or self.min_lr > self.lr:
             raise ParameterError(
@@ -320,7 +333,8 @@ def make_train_step(
             alias = jax.device_put(alias, NamedSharding(mesh, PartitionSpec()))
 
     def step(state, batch):
-        batch = {k: batch[k] for k in objective.batch_keys}
+        keys = objective.batch_keys + objective.other_keys
+        batch = {k: batch[k] for k in keys if k in batch}
         return _jitted_step(
             state, batch, alias, config=config, mesh=mesh, split=split, stacked=stacked
         )

@@ -12,6 +12,8 @@ from test_corpus import LEE, TEXT, write  # the reading tests' corpus files
 from jaxembed.corpus import Corpus, read_corpus
 from jaxembed.data import (
     cbow_batches,
+    cbow_slot_capacity,
+    cbow_slots,
     keep_probabilities,
     next_token_batches,
     noise_distribution,
@@ -136,16 +138,28 @@ def test_cbow_examples_equal_word2vec_loop(window, sample):
     batches = list(cbow_batches(corpus, window, sample, 8, seed=0, epoch=0))
     got = collections.Counter()
     for batch in batches:
-        real = batch["mask_B"] == 1
-        for center, context, mask in zip(
-            batch["center_B"][real],
-            batch["context_BxC"][real],
-            batch["context_mask_BxC"][real],
-            strict=True,
-        ):
-            got[(int(center), tuple(sorted(context[mask == 1].tolist())))] += 1
+        slots = batch["slot_mask_L"] == 1
+        contexts = collections.defaultdict(list)
+        for i, word in zip(batch["slot_center_L"][slots], batch["context_L"][slots], strict=True):
+            contexts[int(i)].append(int(word))
+        real = np.flatnonzero(batch["mask_B"] == 1)
+        assert sorted(contexts) == real.tolist()  # every real centre has context words
+        for i in real:
+            got[(int(batch["center_B"][i]), tuple(sorted(contexts[i])))] += 1
+        assert np.all(np.diff(batch["slot_center_L"]) >= 0)  # sorted, padding included
     assert got == expected
-    assert batches[0]["context_BxC"].shape == (8, 2 * window)
+    assert batches[0]["context_L"].shape == (cbow_slot_capacity(8, window),)
+
+
+def test_cbow_slots_hold_the_real_context_words_in_order_and_overflow_to_the_padded_size():
+    context = np.array([[3, 4, 0, 5], [0, 0, 6, 0], [7, 8, 9, 1]], np.int32)
+    mask = np.array([[1, 1, 0, 1], [0, 0, 1, 0], [1, 1, 1, 1]])
+    slots = cbow_slots(context, mask, capacity=10)
+    assert slots["context_L"].tolist() == [3, 4, 5, 6, 7, 8, 9, 1, 0, 0]
+    assert slots["slot_center_L"].tolist() == [0, 0, 0, 1, 2, 2, 2, 2, 2, 2]
+    assert slots["slot_mask_L"].tolist() == [1.0] * 8 + [0.0] * 2
+    wider = cbow_slots(context, mask, capacity=4)  # 8 real words: the padded size, 64
+    assert wider["context_L"].shape == (64,) and wider["slot_mask_L"].sum() == 8
 
 
 @pytest.mark.parametrize("make", [skipgram_batches, cbow_batches])
@@ -159,8 +173,9 @@ def test_windows_never_cross_sentences(make):
         if "context_B" in batch:
             assert np.array_equal(batch["context_B"][real] // 4, group)
         else:
-            context_mask = batch["context_mask_BxC"][real] == 1
-            assert np.all((batch["context_BxC"][real] // 4 == group[:, None]) | ~context_mask)
+            slots = batch["slot_mask_L"] == 1
+            slot_group = batch["center_B"][batch["slot_center_L"][slots]] // 4
+            assert np.array_equal(batch["context_L"][slots] // 4, slot_group)
 
 
 BATCHES = {
@@ -209,8 +224,8 @@ def test_shapes_masks_padding_progress_and_words(objective):
     batches = list(make(corpus, 0, epoch, epochs=epochs))
     for batch in batches:
         for key, value in batch.items():
-            if key.endswith(("_B", "_BxC", "_BxT")):
-                assert value.shape[0] == 8, key
+            if key.endswith(("_B", "_L", "_BxT")):
+                assert value.shape[0] == (cbow_slot_capacity(8, 3) if key.endswith("_L") else 8)
                 assert value.dtype == (np.float32 if "mask" in key else np.int32), key
     masks = np.stack([b["mask_B"] for b in batches])
     n_real = int(masks.sum())
@@ -218,8 +233,10 @@ def test_shapes_masks_padding_progress_and_words(objective):
     assert masks.reshape(-1).tolist() == only_the_tail_pads
     last = batches[-1]
     for key, value in last.items():
-        if key.endswith(("_B", "_BxC", "_BxT")) and key != "mask_B":
+        if key.endswith(("_B", "_BxT")) and key != "mask_B":
             assert not np.any(value[last["mask_B"] == 0]), key
+        if key.endswith("_L") and key != "slot_center_L":
+            assert not np.any(value[last["slot_mask_L"] == 0]), key
     progress = [float(b["progress"]) for b in batches]
     assert progress[0] == epoch / epochs and progress[-1] < (epoch + 1) / epochs
     assert progress == sorted(progress)

@@ -357,6 +357,66 @@ def test_planted_groups_are_learned(objective, optimizer, lr):
     assert cos[same].mean() > cos[cross].mean() + 0.3, (cos[same].mean(), cos[cross].mean())
 
 
+@pytest.mark.parametrize("update", ["sparse", "dense"])
+@pytest.mark.parametrize("share", [1, 4])
+def test_cbow_flat_slots_give_the_same_loss_and_updates_as_the_padded_batch(update, share):
+    from jaxembed.data import cbow_slots
+
+    config = tr.TrainConfig(objective="cbow", dim=D, share_negatives=share, update=update, lr=0.5)
+    padded = [_batch("cbow", seed) for seed in range(3)]
+    flat = [
+        {k: v for k, v in b.items() if "BxC" not in k}
+        | cbow_slots(b["context_BxC"], b["context_mask_BxC"], capacity=30)
+        for b in padded
+    ]
+    for f, p in zip(flat, padded, strict=True):  # the real slots, and padding slots after them
+        assert f["slot_mask_L"].sum() == p["context_mask_BxC"].sum() < f["context_L"].size
+    results = []
+    for batches in (padded, flat):
+        state, step = _state(config), tr.make_train_step(config, _noise())
+        losses_ = []
+        for batch in batches:
+            state, metrics = step(state, batch)
+            losses_.append(float(metrics["loss_sum"]))
+        results.append((losses_, jax.tree.map(np.asarray, state.params)))
+    (loss_padded, params_padded), (loss_flat, params_flat) = results
+    np.testing.assert_allclose(loss_flat, loss_padded, rtol=1e-6)
+    for name in ("embed", "out"):
+        np.testing.assert_allclose(params_flat[name], params_padded[name], rtol=1e-6, atol=1e-7)
+    assert not np.allclose(params_flat["embed"], np.asarray(_state(config).params["embed"]))
+
+
+@pytest.mark.parametrize("objective", ["skipgram", "cbow"])
+def test_row_scale_divides_a_rows_summed_gradient_by_its_contributions(objective):
+    """Two identical pairs: "none" moves their rows twice as far as one pair, "count" as far as
+    one, "sqrt" sqrt(2) times as far, "cap" with row_cap 1 as far as one, with row_cap 2 twice."""
+    one = _batch(objective, batch=1)
+    if objective == "cbow":  # distinct context words: each row counted once in `one`
+        one |= {"context_BxC": np.array([[1, 2, 3, 4]], np.int32)}
+        one |= {"context_mask_BxC": np.ones((1, 4), np.float32)}
+    two = {k: np.concatenate([v, v]) if k.endswith(("_B", "_BxC")) else v for k, v in one.items()}
+    moved = {}
+    rules = {"none": {}, "count": {}, "sqrt": {}, "cap": {"row_cap": 1}, "cap2": {"row_cap": 2}}
+    for rule, extra in rules.items():
+        config = tr.TrainConfig(
+            objective=objective, dim=D, row_scale=rule.rstrip("2"), share_negatives=2, **extra
+        )
+        for name, batch in (("one", one), ("two", two)):
+            state = _state(config)
+            before = np.asarray(state.params["embed"])
+            state, _ = tr.make_train_step(config, _noise())(state, batch)
+            moved[rule, name] = np.abs(np.asarray(state.params["embed"]) - before).sum()
+    assert moved["none", "one"] > 0
+    factors = {"none": 2.0, "count": 1.0, "sqrt": np.sqrt(2.0), "cap": 1.0, "cap2": 2.0}
+    for rule, factor in factors.items():
+        np.testing.assert_allclose(moved[rule, "two"], factor * moved["none", "one"], rtol=1e-4)
+
+
+def test_row_scale_needs_the_sparse_step():
+    with pytest.raises(ValueError, match="update='sparse'"):
+        tr.TrainConfig(row_scale="count", update="dense")
+
+
 # ---------------------------------------------------------------------------- sharding
 
 _SHARDED_SCRIPT = textwrap.dedent(
