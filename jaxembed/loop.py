@@ -2,6 +2,9 @@
 
 `fit` drives `jaxembed.train`'s step over the objective's batch stream for a number of epochs:
 
+- Batches come from the objective's host stream (`jaxembed.data`, prefetched in a thread) or,
+  with `FitConfig.batches="device"` (word2vec; the default on a GPU or TPU), are made by jitted
+  code on the device (`jaxembed.device_batches`).
 - Steps run `steps_per_call` at a time (one `jax.lax.scan` per jitted call); an epoch's last few
   batches run one by one. Calls line up with the start of each epoch, so a resumed run makes
   exactly the calls an uninterrupted one makes.
@@ -57,6 +60,8 @@ from jaxembed.corpus import (
 )
 from jaxembed.vocab import Vocab
 
+BATCHES = ("auto", "host", "device")
+
 
 @dataclasses.dataclass(frozen=True)
 class FitConfig:
@@ -74,17 +79,19 @@ class FitConfig:
     batch_size: int | None = (
         None  # examples per step (pairs, centres, sequences); None: the objective's
     )
-    steps_per_call: int = 16  # steps scanned in one jitted call
+    steps_per_call: int | None = None  # steps scanned in one jitted call; None: 16 on a CPU,
+    # 256 on a GPU or TPU (fewer, longer calls: the host never waits inside the loop)
     checkpoint_every: int = 0  # steps between checkpoints (rounded up to whole calls); 0 = end only
     keep_checkpoints: int = 2  # checkpoints kept on disk, newest first
     max_steps: int | None = None  # stop (with a checkpoint) after this many steps; resume later
+    batches: str = "auto"  # word2vec: "host" (numpy thread), "device" (jitted); auto: by backend
     mesh: tuple[int, int] | None = None  # (data, model) devices; None: one device, no sharding
     split: str = "rows"  # how "model" devices split the tables: "rows" or "columns" (CPU: faster)
 
     def __post_init__(self) -> None:
-        for name in ("window", "min_count", "epochs", "steps_per_call", "keep_checkpoints"):
+        for name in ("window", "min_count", "epochs", "keep_checkpoints"):
             positive_int(name, getattr(self, name))
-        for name in ("max_vocab", "max_steps", "batch_size", "stride"):
+        for name in ("max_vocab", "max_steps", "batch_size", "stride", "steps_per_call"):
             optional_positive_int(name, getattr(self, name))
         non_negative_int("checkpoint_every", self.checkpoint_every)
         if not 0 <= self.sample < 1:
@@ -93,6 +100,7 @@ class FitConfig:
             )
         one_of("split", self.split, jm.SPLITS)
         one_of("tokenizer", self.tokenizer, TOKENIZERS)
+        one_of("batches", self.batches, BATCHES)
         if self.mesh is not None:
             if len(self.mesh) != 2:
                 raise ParameterError(f"mesh must be (data, model); got {self.mesh!r}", "mesh")
@@ -100,10 +108,19 @@ class FitConfig:
                 positive_int("mesh sizes", value)
 
     def for_objective(self, objective: str) -> FitConfig:
-        """This configuration with the objective's default batch size filled in."""
-        if self.batch_size is not None:
-            return self
-        return dataclasses.replace(self, batch_size=ob.get(objective).batch_size)
+        """This configuration with the defaults that depend on the objective and the backend
+        filled in: the batch size, steps per call, and where batches are made ("auto": on the
+        device for word2vec on a GPU or TPU, else on the host)."""
+        config = self
+        accelerator = jax.default_backend() in ("gpu", "tpu")
+        if config.batch_size is None:
+            config = dataclasses.replace(config, batch_size=ob.get(objective).batch_size)
+        if config.steps_per_call is None:
+            config = dataclasses.replace(config, steps_per_call=256 if accelerator else 16)
+        if config.batches == "auto":
+            device = ob.get(objective).negatives and accelerator
+            config = dataclasses.replace(config, batches="device" if device else "host")
+        return config
 
 
 @dataclasses.dataclass
@@ -191,6 +208,9 @@ def fit(
     paths, corpus = _corpus(paths, config, on_host_0)
     objective.batches(corpus, train_config, config, 0, 0).close()  # the settings fit the corpus?
     mesh = None if config.mesh is None else jm.make_mesh(*config.mesh)
+    device_batches = None
+    if config.batches == "device":
+        device_batches = _device_batches(corpus, train_config, config, mesh)
     rows = jm.padded_vocab_size(len(corpus.vocab))  # extra rows: no word, never drawn as noise
     state = tr.init_state(train_config, rows)
     if mesh is not None:
@@ -221,7 +241,17 @@ def fit(
             unit = "token" if config.tokenizer == "gpt2" else "word"
             bar = _progress_bar(corpus.n_raw_words * config.epochs, run.words, on_host_0, unit)
             state, finished = _train(
-                state, run, steps, checkpoints, corpus, train_config, config, mesh, bar, work
+                state,
+                run,
+                steps,
+                checkpoints,
+                corpus,
+                train_config,
+                config,
+                mesh,
+                bar,
+                work,
+                device_batches,
             )
             failed = False
         finally:
@@ -269,7 +299,50 @@ def _corpus(source, config: FitConfig, progress: bool) -> tuple[list[str], Corpu
     return paths, corpus
 
 
-def _train(state, run, steps, checkpoints, corpus, train_config, config, mesh, bar, out):
+def _device_batches(corpus, train_config, config, mesh):
+    """`jaxembed.device_batches.DeviceBatches` for this run (one process; split over "data")."""
+    from jaxembed.device_batches import DeviceBatches
+
+    if jax.process_count() > 1:
+        raise ParameterError(
+            "batches='device' runs in one process (its devices may form a mesh); with "
+            f"{jax.process_count()} processes use batches='host'",
+            "batches",
+        )
+    if mesh is not None and config.batch_size % mesh.shape["data"]:
+        raise ParameterError(
+            f"batch_size {config.batch_size} must be a multiple of the mesh's "
+            f"{mesh.shape['data']} data devices - change batch_size",
+            "batch_size",
+        )
+    return DeviceBatches(
+        corpus,
+        train_config.objective,
+        config.window,
+        config.sample,
+        config.batch_size,
+        train_config.seed,
+        config.steps_per_call,
+        mesh=mesh,
+    )
+
+
+def _host_calls(stream, config, mesh) -> Iterator[tuple[dict, int, list[int]]]:
+    """The host pipeline's calls: (batch, steps, raw words per step), prefetched in a thread."""
+    batches = data.prefetch(stream, size=2 * config.steps_per_call)
+    try:
+        for group in _calls(batches, config.steps_per_call):
+            batch = _stack(group) if len(group) > 1 else group[0]
+            if mesh is not None:
+                batch = jm.shard_batch(batch, mesh, stacked=len(group) > 1)
+            yield batch, len(group), [int(b["words"]) for b in group]
+    finally:
+        batches.close()
+
+
+def _train(
+    state, run, steps, checkpoints, corpus, train_config, config, mesh, bar, out, device_batches
+):
     """The epochs of `fit`: calls of steps, metrics read one call late, checkpoints."""
     last_checkpoint = run.step
     train_start = time.perf_counter() - run.train_seconds
@@ -277,7 +350,7 @@ def _train(state, run, steps, checkpoints, corpus, train_config, config, mesh, b
 
     def account(pending) -> None:
         """Adds a finished call's metrics to `run` (waits for it); stops on a NaN loss."""
-        metrics, group = pending
+        metrics, n_steps, step_words = pending
         loss_sum = float(np.sum(np.asarray(metrics["loss_sum"], np.float64)))
         count = float(np.sum(np.asarray(metrics["count"], np.float64)))
         if not math.isfinite(loss_sum):
@@ -288,13 +361,13 @@ def _train(state, run, steps, checkpoints, corpus, train_config, config, mesh, b
                 else "no checkpoint was written yet: start again"
             )
             raise ParameterError(
-                f"the loss became {loss_sum} at step {run.step + len(group)} (epoch "
+                f"the loss became {loss_sum} at step {run.step + n_steps} (epoch "
                 f"{run.epoch + 1}) - lower lr (now {train_config.lr}); {where}",
                 "lr",
                 "resume",
             )
-        words = sum(int(b["words"]) for b in group)
-        run.add(len(group), words, loss_sum, count)
+        words = sum(step_words)
+        run.add(n_steps, words, loss_sum, count)
         bar.update(words)
         bar.set_postfix(loss=f"{loss_sum / max(count, 1):.4f}", refresh=False)
         nonlocal clock_restarted
@@ -319,18 +392,18 @@ def _train(state, run, steps, checkpoints, corpus, train_config, config, mesh, b
         checkpoints.save(run.step, state, dataclasses.asdict(run))
 
     while run.epoch < config.epochs:
-        stream = objective.batches(corpus, train_config, config, run.epoch, run.batch)
-        batches = data.prefetch(stream, size=2 * config.steps_per_call)
+        if device_batches is not None:
+            calls = device_batches.calls(run.epoch, config.epochs, run.batch)
+        else:
+            stream = objective.batches(corpus, train_config, config, run.epoch, run.batch)
+            calls = _host_calls(stream, config, mesh)
         pending = None  # the call in flight: its metrics are read after the next is queued
-        for group in _calls(batches, config.steps_per_call):
-            batch = _stack(group) if len(group) > 1 else group[0]
-            if mesh is not None:
-                batch = jm.shard_batch(batch, mesh, stacked=len(group) > 1)
-            state, metrics = steps[len(group)](state, batch)
+        for batch, n_steps, step_words in calls:
+            state, metrics = steps[n_steps](state, batch)
             if pending is not None:
                 account(pending)
-            pending = (metrics, group)
-            done = run.step + len(group)
+            pending = (metrics, n_steps, step_words)
+            done = run.step + n_steps
             stopped = config.max_steps is not None and done >= config.max_steps
             if stopped or (
                 config.checkpoint_every and done - last_checkpoint >= config.checkpoint_every
@@ -340,7 +413,7 @@ def _train(state, run, steps, checkpoints, corpus, train_config, config, mesh, b
                 checkpoint()
                 last_checkpoint = run.step
             if stopped:
-                batches.close()
+                calls.close()
                 return state, False
         if pending is not None:
             account(pending)
@@ -396,6 +469,9 @@ def _check_same_settings(saved: dict, current: dict, out: Path) -> None:
     defaults = json.loads(json.dumps(dataclasses.asdict(FitConfig())))
     for name in ("tokenizer", "lowercase", "end_of_text", "stride"):
         saved.get("fit", {}).setdefault(name, defaults[name])
+    saved.get("fit", {}).setdefault("batches", "host")  # the only batches before the option
+    saved.get("train", {}).setdefault("row_scale", "none")
+    saved.get("train", {}).setdefault("row_cap", 32)
     if saved == current:
         return
     diffs = []

@@ -137,7 +137,20 @@ def register(subparsers) -> None:
         help="examples per step (default: the objective's: 4096 pairs for skipgram, 512 centres "
         "for cbow, 32 sequences for next-token)",
     )
-    g.add_argument("--steps-per-call", type=int, default=16, help="steps in one jitted call")
+    g.add_argument(
+        "--steps-per-call",
+        type=int,
+        default=None,
+        help="steps in one jitted call (default: 16 on a CPU, 256 on a GPU or TPU)",
+    )
+    g.add_argument(
+        "--batches",
+        choices=("auto", "host", "device"),
+        default="auto",
+        help="where word2vec batches are made: host (a numpy thread, the faster on a CPU) or "
+        "device (jitted, on the GPU/TPU that trains; jaxembed.device_batches); auto: device on "
+        "a GPU or TPU, else host",
+    )
     g = p.add_argument_group("optimiser")
     g.add_argument(
         "--optimizer",
@@ -169,6 +182,15 @@ def register(subparsers) -> None:
         default="auto",
         help="update only the rows a batch touches (sparse) or the whole table (dense)",
     )
+    g.add_argument(
+        "--row-scale",
+        choices=("none", "count", "sqrt", "cap"),
+        default="none",
+        help="word2vec, sparse: divide a row's summed gradient by its contributions in the batch "
+        "(count), their square root (sqrt), or by contributions / --row-cap above --row-cap "
+        "(cap), for large --batch-size (BENCHMARKS.md)",
+    )
+    g.add_argument("--row-cap", type=int, default=32, help="--row-scale cap's contributions")
     g.add_argument("--seed", type=int, default=1, help="random seed")
     g = p.add_argument_group("run")
     g.add_argument("--checkpoint-every", type=int, default=0, help="steps; 0 = at the end only")
@@ -276,6 +298,8 @@ def run_train(args: argparse.Namespace) -> int:
         min_lr=args.min_lr,
         weight_decay=args.weight_decay,
         update=args.update,
+        row_scale=args.row_scale,
+        row_cap=args.row_cap,
         context_length=args.context_length,
         seed=args.seed,
     )
@@ -296,6 +320,7 @@ def run_train(args: argparse.Namespace) -> int:
         max_steps=args.max_steps,
         mesh=_parse_mesh(args.mesh, args.devices),
         split=args.split,
+        batches=args.batches,
     )
     summary = fit(
         args.corpus,
@@ -317,7 +342,8 @@ def run_train(args: argparse.Namespace) -> int:
     if not summary["finished"]:
         print(
             f"stopped after {summary['steps']} steps (--max-steps stops at the end of a call of "
-            f"--steps-per-call {config.steps_per_call} steps); continue with --resume",
+            f"--steps-per-call {summary['settings']['fit']['steps_per_call']} steps); continue "
+            "with --resume",
             file=sys.stderr,
         )
     else:
