@@ -6,7 +6,12 @@
 
 Batches are synthetic skip-gram pairs drawn from a Zipf-like distribution (as word frequencies
 are), so the rows a batch touches repeat as they do in real text. Prints one line per setting:
-milliseconds per step and pairs per second (median of --repeats timed calls).
+milliseconds per step, pairs per second (median of --repeats timed calls) and the achieved
+bandwidth of the step's row traffic, to compare with the device's memory roofline (an H200 reads
+about 4.8 TB/s, a 2-core CPU a few GB/s): `row_bytes` counts, for each row a sparse step
+gathers (skip-gram: B context rows, B centre rows, ceil(B / G) * K noise rows), one read by the
+gather and one read and one write by the scatter-add, 4 bytes a float (dense steps move the
+whole tables instead and are reported the same way, as a floor).
 """
 
 from __future__ import annotations
@@ -51,6 +56,12 @@ def time_step(config: TrainConfig, vocab_size: int, batch: int, steps: int, repe
     return float(np.median(times))
 
 
+def row_bytes(config: TrainConfig, batch: int) -> int:
+    """Bytes of table rows a sparse skip-gram step moves: gathers, and scatter-adds (read+write)."""
+    rows = 2 * batch + -(-batch // config.share_negatives) * config.negative
+    return rows * config.dim * 4 * 3
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--vocab", type=int, nargs="+", default=[10_000, 50_000])
@@ -74,8 +85,9 @@ def main() -> None:
         config = TrainConfig(dim=dim, update=update, optimizer=optimizer, share_negatives=share)
         seconds = time_step(config, vocab_size, batch, args.steps, args.repeats)
         print(
-            f"{optimizer:5s} {update:6s} V={vocab_size:6d} D={dim:4d} B={batch:5d} G={share:4d}: "
-            f"{seconds * 1e3:8.2f} ms/step {batch / seconds / 1e6:6.3f} M pairs/s",
+            f"{optimizer:5s} {update:6s} V={vocab_size:6d} D={dim:4d} B={batch:7d} G={share:4d}: "
+            f"{seconds * 1e3:8.2f} ms/step {batch / seconds / 1e6:7.3f} M pairs/s "
+            f"{row_bytes(config, batch) / seconds / 1e9:7.2f} GB/s of rows",
             flush=True,
         )
 

@@ -220,3 +220,50 @@ def test_cli_startup_prints_its_table(tmp_path, monkeypatch, capsys):
     commands = {row["command"]: row for row in results["rows"]}
     assert commands["jaxembed --help"]["status"] in ("met", "missed")  # it ran
     assert all(row["seconds"] > 0 for row in results["rows"])
+
+
+def test_word2vec_c_is_run_with_the_shared_settings_and_its_report_read(tmp_path):
+    module = _load("train_vs_gensim")
+    args = module.build_parser().parse_args(["--word2vec-c", "/opt/word2vec", "--epochs", "3"])
+    cmd = module.word2vec_c_command(args, "corpus.txt", str(tmp_path), "cbow")
+    flags = dict(zip(cmd[1::2], cmd[2::2], strict=True))
+    assert cmd[0] == "/opt/word2vec" and flags["-cbow"] == "1" and flags["-hs"] == "0"
+    assert (flags["-size"], flags["-window"], flags["-negative"]) == ("200", "5", "5")
+    assert (flags["-sample"], flags["-min-count"], flags["-iter"]) == ("0.0001", "5", "3")
+    (tmp_path / "vectors.txt").write_text("3 2\n</s> 0 0\na 1 2\nb 3 4\n")
+    stdout = (
+        "Alpha: 0.04  Progress: 50.00%  Words/thread/sec: 80.00k  \rAlpha: 0.01  Progress: 99.9"
+    )
+    stdout += "0%  Words/thread/sec: 90.50k  \n"
+    summary = module.word2vec_c_summary(args, str(tmp_path), {"stdout": stdout, "wall_s": 2.0}, 100)
+    assert summary["vocab_size"] == 3 and summary["words"] == 300
+    assert summary["words_per_second"] == 150.0
+    assert summary["own_words_per_second"] == 90_500 * args.threads
+
+
+@pytest.mark.slow
+def test_batch_quality_script_tiny(tmp_path, monkeypatch, capsys):
+    report = _run_script(
+        "batch_quality",
+        "--corpus", datapath("lee_background.cor"),
+        "--batch-sizes", "256", "1024", "--cbow-batch-sizes", "64", "256", "--rules", "none", "cap",
+        "--epochs", "1", "--dim", "16", "--min-count", "2",
+        tmp_path=tmp_path, monkeypatch=monkeypatch, capsys=capsys,
+    )  # fmt: skip
+    runs = [(r["objective"], r["batch_size"], r["rule"]) for r in report["runs"]]
+    assert runs == [
+        ("skipgram", 256, "none"), ("skipgram", 1024, "none"), ("skipgram", 1024, "cap"),
+        ("cbow", 64, "none"), ("cbow", 256, "none"), ("cbow", 256, "cap"),
+    ]  # fmt: skip
+    for run in report["runs"]:
+        assert "error" not in run, run
+        assert "--batch-size" in run["command"] and ("--row-scale cap" in run["command"]) == (
+            run["rule"] == "cap"
+        )
+        assert run["analogy_gap_points"] == pytest.approx(
+            100
+            * (
+                run["analogy_accuracy"]
+                - report["runs"][0 if run["objective"] == "skipgram" else 3]["analogy_accuracy"]
+            )
+        )
