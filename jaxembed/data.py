@@ -303,12 +303,17 @@ def next_token_batches(
 
 def _subsample(ids, starts, keep_V, window, rng) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Kept words, their sentence numbers and shrunk window reaches (random draws in fixed order)."""
-    sentence = np.repeat(np.arange(len(starts) - 1, dtype=np.int32), np.diff(starts))
+    sentence = sentence_numbers(starts)
     if not np.all(keep_V == 1.0):
         keep = rng.random(len(ids)) < keep_V[ids]
         ids, sentence = ids[keep], sentence[keep]
     reach = window - rng.integers(0, window, len(ids), dtype=np.int32)
     return np.asarray(ids, np.int32), sentence, reach
+
+
+def sentence_numbers(starts: np.ndarray) -> np.ndarray:
+    """int32 sentence number of each word, from sentence offsets (S+1,) that rise from 0."""
+    return np.repeat(np.arange(len(starts) - 1, dtype=np.int32), np.diff(starts))
 
 
 def _sentence_chunks(corpus: Corpus, chunk_tokens: int) -> list[tuple[int, int, tuple[int, int]]]:

@@ -193,7 +193,7 @@ class DeviceBatches:
         ids[: t1 - t0] = self.corpus.ids_N[t0:t1]
         starts = self.corpus.sentence_starts[s0 : s1 + 1] - t0
         sentence = np.full(self.length, -1, np.int32)
-        sentence[: t1 - t0] = np.repeat(np.arange(s1 - s0, dtype=np.int32), np.diff(starts))
+        sentence[: t1 - t0] = data.sentence_numbers(starts)
         key = jax.random.fold_in(jax.random.fold_in(jax.random.key(self.seed), epoch), k)
         return chunk_examples(
             key,
