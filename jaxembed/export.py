@@ -22,7 +22,7 @@ from jaxembed.files import atomic_group, atomic_open_compressed
 from jaxembed.vocab import Vocab
 
 FORMATS = ("word2vec", "word2vec-binary", "glove")
-_BLOCK_ROWS = 8192  # rows formatted per numpy call: bounds the temporary memory
+_BLOCK_ROWS = 1024  # rows formatted per numpy call: bounds the temporary memory (~30 MB)
 
 
 def save_vectors(
