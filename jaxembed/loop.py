@@ -81,8 +81,9 @@ class FitConfig:
     batch_size: int | None = (
         None  # examples per step (pairs, centres, sequences); None: the objective's
     )
-    steps_per_call: int | None = None  # steps scanned in one jitted call; None: 16 on a CPU,
-    # 256 on a GPU or TPU (fewer, longer calls: the host never waits inside the loop)
+    steps_per_call: int | None = None  # steps scanned in one jitted call; None: 16 on a CPU
+    # (CBOW 64), 256 on a GPU or TPU (fewer, longer calls: the host never waits inside the loop);
+    # a resumed run keeps the value it was started with
     checkpoint_every: int = 0  # steps between checkpoints (rounded up to whole calls); 0 = end only
     keep_checkpoints: int = 2  # checkpoints kept on disk, newest first
     max_steps: int | None = None  # stop (with a checkpoint) after this many steps; resume later
@@ -118,7 +119,8 @@ class FitConfig:
         if config.batch_size is None:
             config = dataclasses.replace(config, batch_size=ob.get(objective).batch_size)
         if config.steps_per_call is None:
-            config = dataclasses.replace(config, steps_per_call=256 if accelerator else 16)
+            calls = 256 if accelerator else ob.get(objective).cpu_steps_per_call
+            config = dataclasses.replace(config, steps_per_call=calls)
         if config.batches == "auto":
             device = ob.get(objective).negatives and accelerator
             config = dataclasses.replace(config, batches="device" if device else "host")
@@ -204,6 +206,9 @@ def fit(
     """
     started = time.perf_counter()
     out = rundir.check_out_dir(out_dir, resume, overwrite)
+    if resume and fit_config.steps_per_call is None:  # the run's own, if an older default
+        saved = rundir.saved_settings(out).get("fit", {}).get("steps_per_call")
+        fit_config = dataclasses.replace(fit_config, steps_per_call=saved)
     config = fit_config.for_objective(train_config.objective)
     objective = ob.get(train_config.objective)
     on_host_0 = progress and jax.process_index() == 0

@@ -316,6 +316,7 @@ class Objective(NamedTuple):
     batch_size: int
     # arrays of another layout the step also takes (CBOW: padded contexts, as device batches)
     other_keys: tuple[str, ...] = ()
+    cpu_steps_per_call: int = 16  # FitConfig.steps_per_call's default on a CPU
 
 
 _WORD2VEC = dict(negatives=True, sparse=True, optimizer="sgd", min_lr=0.0001)
@@ -341,6 +342,9 @@ CBOW = Objective(
     lr=0.05,
     batch_size=512,
     other_keys=("context_BxC", "context_mask_BxC"),
+    # Its steps are small: 64 a call ran 1.13-1.16x the words/s of 16, the same table (skip-gram:
+    # 0.76-0.89x; BENCHMARKS.md, section 2).
+    cpu_steps_per_call=64,
     **_WORD2VEC,
 )
 NEXT_TOKEN = Objective(

@@ -295,3 +295,17 @@ def test_release_free_memory_returns_a_freed_fragmented_heap_to_the_os():
     loop._release_free_memory()
     assert before - _resident_mib() > 64  # of the 128 MiB freed
     del blocks
+
+
+def test_steps_per_call_defaults_by_objective_and_a_resumed_run_keeps_its_own(corpus, tmp_path):
+    assert loop.FitConfig().for_objective("skipgram").steps_per_call == 16  # on a CPU
+    assert loop.FitConfig().for_objective("cbow").steps_per_call == 64
+    fit = loop.FitConfig(**{**vars(FIT), "steps_per_call": 4})
+    whole = loop.fit([corpus], tmp_path / "whole", TRAIN, fit, progress=False)
+    part = tmp_path / "part"
+    loop.fit([corpus], part, TRAIN, loop.FitConfig(**{**vars(fit), "max_steps": 8}), progress=False)
+    # Started with 4 steps a call; resumed without a value (as the default was then another).
+    unset = loop.FitConfig(**{**vars(fit), "steps_per_call": None})
+    resumed = loop.fit([corpus], part, TRAIN, unset, resume=True, progress=False)
+    assert resumed.fit_config.steps_per_call == 4
+    np.testing.assert_array_equal(resumed.table_VxD, whole.table_VxD)

@@ -141,7 +141,8 @@ def register(subparsers) -> None:
         "--steps-per-call",
         type=int,
         default=None,
-        help="steps in one jitted call (default: 16 on a CPU, 256 on a GPU or TPU)",
+        help="steps in one jitted call (default: 16 on a CPU, 64 for cbow; 256 on a GPU or TPU; "
+        "--resume keeps the run's own)",
     )
     g.add_argument(
         "--batches",
