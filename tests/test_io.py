@@ -10,6 +10,8 @@ import numpy as np
 import pytest
 from gensim.models import KeyedVectors, Word2Vec
 from gensim.test.utils import datapath
+from hypothesis import given
+from hypothesis import strategies as st
 
 from jaxembed import export as jexport
 from jaxembed import io as jio
@@ -88,6 +90,61 @@ def test_text_output_is_byte_for_byte_gensims(tmp_path):
     gensim_kv(table_VxD, vocab.index_to_key).save_word2vec_format(os.fspath(tmp_path / "g.txt"))
     save_vectors(table_VxD, vocab, tmp_path / "ours.txt")
     assert (tmp_path / "ours.txt").read_bytes() == (tmp_path / "g.txt").read_bytes()
+
+
+def _numpy_rows(table_VxD, sep=" "):
+    return [sep.join(row).encode() for row in table_VxD.astype(str).tolist()]
+
+
+def test_text_rows_are_numpys_own_strings_at_every_magnitude():
+    # The arithmetic formatter against numpy's Dragon4, value by value: every magnitude numpy
+    # writes positionally and the scientific ones around it, ties between two shortest decimals
+    # (494068.875 -> 494068.88), powers of ten and two, and the values numpy writes itself.
+    rng = np.random.default_rng(7)
+    n = 200_000
+    scattered = rng.standard_normal(n) * 10.0 ** rng.uniform(-7, 8, n)
+    tens = np.float32(10.0) ** np.arange(-6, 7, dtype=np.float32)
+    table = np.concatenate(
+        [
+            scattered.astype(np.float32),
+            (rng.standard_normal(n) * 0.05).astype(np.float32),  # a trained table's values
+            (rng.integers(-(2**23), 2**23, n) / 2.0 ** rng.integers(0, 24, n)).astype(np.float32),
+            tens,
+            np.nextafter(tens, np.float32(np.inf)),
+            np.nextafter(tens, np.float32(0)),
+            np.float32(2.0) ** np.arange(-20, 21, dtype=np.float32),
+            np.array(
+                [
+                    0.0,
+                    -0.0,
+                    np.inf,
+                    -np.inf,
+                    np.nan,
+                    1e-45,
+                    3.4028235e38,
+                    999999.94,
+                    1e6,
+                    1e-4,
+                    1.0001e-4,
+                    0.1,
+                    0.3,
+                    494068.875,
+                    -7.0,
+                ],
+                np.float32,
+            ),
+        ]
+    )
+    assert table.dtype == np.float32
+    table = table[: len(table) // 50 * 50].reshape(-1, 50)
+    assert jexport._text_rows(table, " ") == _numpy_rows(table)
+    assert jexport._text_rows(table[:3, :7], "\t") == _numpy_rows(table[:3, :7], "\t")
+
+
+@given(st.lists(st.floats(width=32, allow_nan=False), min_size=1, max_size=64))
+def test_text_rows_match_numpy_for_any_float32(values):
+    row = np.array([values], np.float32)
+    assert jexport._text_rows(row, " ") == _numpy_rows(row)
 
 
 @pytest.mark.parametrize("with_counts", [False, True])
