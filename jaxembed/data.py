@@ -78,7 +78,8 @@ def noise_distribution(counts_V: np.ndarray, power: float = 0.75) -> np.ndarray:
       >>> noise_distribution(np.array([16, 1, 0]), power=0.5).tolist()
       [0.800000011920929, 0.20000000298023224, 0.0]
     """
-    weights_V = np.asarray(counts_V, np.float64) ** power
+    counts_V = np.asarray(counts_V, np.float64)
+    weights_V = np.where(counts_V > 0, counts_V**power, 0.0)  # 0 ** 0 would be 1
     if not weights_V.sum() > 0:
         raise ValueError("all counts are 0 - negatives need a vocabulary with corpus counts")
     return (weights_V / weights_V.sum()).astype(np.float32)

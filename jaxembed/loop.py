@@ -226,7 +226,9 @@ def fit(
     noise_probs_V = None
     if objective.negatives:
         noise_probs_V = np.zeros(rows, np.float32)
-        noise_probs_V[: len(corpus.vocab)] = data.noise_distribution(corpus.vocab.counts)
+        noise_probs_V[: len(corpus.vocab)] = data.noise_distribution(
+            corpus.vocab.counts, train_config.ns_exponent
+        )
     steps = {
         size: tr.make_train_step(
             train_config, noise_probs_V, mesh=mesh, split=config.split, stacked=size > 1
@@ -509,6 +511,7 @@ def _check_same_settings(saved: dict, current: dict, out: Path) -> None:
     saved.get("fit", {}).setdefault("batches", "host")  # the only batches before the option
     saved.get("train", {}).setdefault("row_scale", "none")
     saved.get("train", {}).setdefault("row_cap", 32)
+    saved.get("train", {}).setdefault("ns_exponent", 0.75)
     if saved == current:
         return
     diffs = []

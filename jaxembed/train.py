@@ -72,6 +72,8 @@ class TrainConfig:
     dim: int = 100  # D, the vector size (gensim's vector_size)
     negative: int = 5  # noise words per positive pair (gensim's negative); word2vec objectives
     share_negatives: int = 64  # consecutive pairs sharing one draw of noise words; 1 = one each
+    ns_exponent: float = 0.75  # noise words drawn from counts ** ns_exponent (gensim's name;
+    # word2vec.c's 0.75; fastText's 0.5; 0: uniform)
     optimizer: str | None = None  # "sgd", "adam" or "adamw" (optax); None: the objective's
     lr: float | None = None  # initial learning rate (gensim's alpha); None: the objective's
     min_lr: float | None = None  # final learning rate, reached linearly (min_alpha)
@@ -107,6 +109,12 @@ class TrainConfig:
                 f"need lr > 0 and 0 <= min_lr <= lr; got lr={self.lr}, min_lr={self.min_lr}",
                 "lr",
                 "min_lr",
+            )
+        if not 0 <= self.ns_exponent <= 1:
+            raise ParameterError(
+                f"ns_exponent must be in [0, 1]; got {self.ns_exponent} (word2vec's 0.75, "
+                "fastText's 0.5)",
+                "ns_exponent",
             )
         if self.weight_decay < 0:
             raise ParameterError(

@@ -309,3 +309,20 @@ def test_steps_per_call_defaults_by_objective_and_a_resumed_run_keeps_its_own(co
     resumed = loop.fit([corpus], part, TRAIN, unset, resume=True, progress=False)
     assert resumed.fit_config.steps_per_call == 4
     np.testing.assert_array_equal(resumed.table_VxD, whole.table_VxD)
+
+
+def test_ns_exponent_shapes_the_noise_and_is_kept_with_the_run(corpus, tmp_path):
+    from jaxembed import data
+
+    np.testing.assert_allclose(data.noise_distribution([4, 1, 0], 0.0), [0.5, 0.5, 0.0])
+    with pytest.raises(ValueError, match="ns_exponent must be in"):
+        TrainConfig(ns_exponent=1.5)
+    fit = loop.FitConfig(**{**vars(FIT), "epochs": 1})
+    plain = loop.fit([corpus], tmp_path / "a", TRAIN, fit, progress=False)
+    flat = TrainConfig(**{**vars(TRAIN), "ns_exponent": 0.5})
+    other = loop.fit([corpus], tmp_path / "b", flat, fit, progress=False)
+    assert not np.allclose(plain.table_VxD, other.table_VxD)
+    assert rundir.read_summary(tmp_path / "b")["settings"]["train"]["ns_exponent"] == 0.5
+    _cli([str(corpus), "--out", str(tmp_path / "c"), "--epochs", "1", "--dim", "8",
+          "--min-count", "1", "--ns-exponent", "0.5", "--no-progress"])  # fmt: skip
+    assert rundir.read_summary(tmp_path / "c")["settings"]["train"]["ns_exponent"] == 0.5

@@ -96,6 +96,13 @@ def register(subparsers) -> None:
     g.add_argument("--window", type=int, default=5, help="max centre-context distance")
     g.add_argument("--negative", type=int, default=5, help="noise words per pair")
     g.add_argument(
+        "--ns-exponent",
+        type=float,
+        default=0.75,
+        help="noise words are drawn from counts ** this (gensim's ns_exponent; word2vec.c's 0.75, "
+        "fastText's 0.5)",
+    )
+    g.add_argument(
         "--share-negatives",
         type=int,
         default=64,
@@ -294,6 +301,7 @@ def run_train(args: argparse.Namespace) -> int:
         dim=args.dim,
         negative=args.negative,
         share_negatives=args.share_negatives,
+        ns_exponent=args.ns_exponent,
         optimizer=args.optimizer,
         lr=args.lr,
         min_lr=args.min_lr,
