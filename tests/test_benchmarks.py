@@ -267,3 +267,31 @@ def test_batch_quality_script_tiny(tmp_path, monkeypatch, capsys):
                 - report["runs"][0 if run["objective"] == "skipgram" else 3]["analogy_accuracy"]
             )
         )
+
+
+def test_host_pipeline_script_counts_every_example_whatever_the_threads(
+    tmp_path, monkeypatch, capsys
+):
+    from jaxembed import data
+    from jaxembed.corpus import read_corpus
+
+    host_pipeline = _load("host_pipeline")
+    corpus = read_corpus(datapath("lee_background.cor"), 5)
+    parts = host_pipeline.split_corpus(corpus, 3)
+    assert sum(len(p.ids_N) for p in parts) == len(corpus.ids_N)
+    np.testing.assert_array_equal(np.concatenate([p.ids_N for p in parts]), corpus.ids_N)
+    report = _run_script(
+        "host_pipeline",
+        "--corpus", datapath("lee_background.cor"), "--threads", "1", "2", "--repeats", "1",
+        tmp_path=tmp_path, monkeypatch=monkeypatch, capsys=capsys,
+    )  # fmt: skip
+    assert {(r["objective"], r["threads"]) for r in report["results"]} == {
+        (o, t) for o in ("skipgram", "cbow") for t in (1, 2)
+    }
+    # One thread over the whole corpus: its pairs are exactly the stream's.
+    pairs = sum(
+        int(b["mask_B"].sum())
+        for b in data.skipgram_batches(corpus, 5, 1e-4, 4096, seed=0, epoch=0)
+    )
+    (one,) = [r for r in report["results"] if r["objective"] == "skipgram" and r["threads"] == 1]
+    assert one["examples_per_s"] * one["seconds"] == pytest.approx(pairs)
