@@ -29,7 +29,7 @@ from _bench import (
     write_json,
 )
 
-from jaxembed import data
+from jaxembed import data, objectives
 from jaxembed.corpus import corpus_from_ids, read_corpus
 
 
@@ -98,8 +98,8 @@ def main() -> None:
     results = []
     for _ in range(1 if args.quick else args.repeats):
         for objective in args.objective:
+            batch_size = objectives.get(objective).batch_size  # the training default
             for t in threads:  # alternating: each round measures every count once
-                batch_size = 4096 if objective == "skipgram" else 512
                 results.append(measure(corpus, objective, t, batch_size))
     rows = []
     for objective in args.objective:

@@ -150,21 +150,18 @@ def _shortest_digits(a_N: np.ndarray, abs_N: np.ndarray) -> tuple[np.ndarray, ..
     e_N = np.floor(np.log10(a_N)).astype(np.int64)  # off by one at worst: then more digits
     digits_N, k_N = _decimal_near(a_N, abs_N, e_N, 9)  # 9 digits always read back (float32)
     found_N = digits_N >= 0
-    for p in (8, 7):  # most float32 values need 7 to 9 significant digits
+    for p in (8, 7):  # on the whole block: most float32 values need 7 to 9 digits
         fewer_N, fewer_k_N = _decimal_near(a_N, abs_N, e_N, p)
         ok_N = fewer_N >= 0
         digits_N, k_N = np.where(ok_N, fewer_N, digits_N), np.where(ok_N, fewer_k_N, k_N)
-        if p == 7:
-            rare = np.flatnonzero(ok_N)  # 7 digits did: maybe fewer do
-            for q in range(6, 0, -1):
-                if not len(rare):
-                    break
-                few, few_k = _decimal_near(a_N[rare], abs_N[rare], e_N[rare], q)
-                ok = few >= 0
-                digits_N[rare[ok]], k_N[rare[ok]] = few[ok], few_k[ok]
-                rare = rare[ok]
-        if not ok_N.any():
+    live = np.flatnonzero(ok_N)  # 7 digits did: fewer are tried on a shrinking set
+    for p in range(6, 0, -1):
+        if not len(live):
             break
+        few, few_k = _decimal_near(a_N[live], abs_N[live], e_N[live], p)
+        ok = few >= 0
+        digits_N[live[ok]], k_N[live[ok]] = few[ok], few_k[ok]
+        live = live[ok]
     for _ in range(9):  # no trailing zeros (e.g. 10 found as two digits)
         zero = (digits_N % 10 == 0) & (digits_N != 0)
         if not zero.any():
