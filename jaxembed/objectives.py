@@ -139,34 +139,80 @@ def _cbow_context(embed_VxD, batch):
     return ids_L, v_BxD, spread, mask_L
 
 
-ROW_SCALES = ("none", "count", "sqrt", "cap")
+ROW_SCALES = ("none", "count", "sqrt", "cap", "implicit", "implicit-bound")
 
 
-def _row_scales(config, rows, ids, weights):
+def _row_scales(config, rows, ids, weights, curvatures=None, lr=None):
     """Per-occurrence factors of `TrainConfig.row_scale`: a row's summed gradient is divided by
-    its number of contributions c in the batch ("count": their mean), by sqrt(c) ("sqrt"), or by
-    c / row_cap where c exceeds `TrainConfig.row_cap` ("cap": at most row_cap pairs' worth).
+    its number of contributions c in the batch ("count": their mean), by sqrt(c) ("sqrt"), by
+    c / row_cap where c exceeds `TrainConfig.row_cap` ("cap": at most row_cap pairs' worth), or
+    by 1 + lr * h ("implicit"), h the summed curvature of its contributions (`_curvatures`).
 
     Args:
       ids, weights: tuples of pieces: the IDs a table's gradient rows belong to, and how many
         pair gradients each occurrence carries (0 for padding).
+      curvatures, lr: "implicit": each occurrence's curvature (pieces as `ids`), and the step's
+        learning rate.
 
     Returns:
       A tuple of (N,) factors matching `ids`, or None for "none" (plain summed SGD).
     """
     if config.row_scale == "none":
         return None
+    implicit = config.row_scale.startswith("implicit")
     count_V = jnp.zeros(rows, jnp.float32)
-    for ids_N, weight_N in zip(ids, weights, strict=True):
+    for ids_N, weight_N in zip(ids, curvatures if implicit else weights, strict=True):
         count_V = count_V.at[ids_N].add(weight_N, mode="promise_in_bounds")
-    count_V = jnp.maximum(count_V, 1.0)
+    if implicit:
+        scale_V = 1.0 / (1.0 + lr * count_V)
+    else:
+        count_V = jnp.maximum(count_V, 1.0)
     if config.row_scale == "count":
         scale_V = 1.0 / count_V
     elif config.row_scale == "sqrt":
         scale_V = jax.lax.rsqrt(count_V)
-    else:
+    elif config.row_scale == "cap":
         scale_V = jnp.minimum(1.0, config.row_cap / count_V)
     return tuple(scale_V.at[ids_N].get(mode="promise_in_bounds") for ids_N in ids)
+
+
+def _curvatures(config, v_BxD, u_pos_BxD, u_neg_GxKxD, weight_BxJ):
+    """Each pair's curvature along the rows it updates, for `row_scale="implicit"`.
+
+    The loss of one score s = u . v is softplus(-+s); its second derivative along v is
+    sigma'(s) |u|^2 (the trace of the Gauss-Newton matrix sigma'(s) u u^T), and along u it is
+    sigma'(s) |v|^2. Summed over a row's contributions, h bounds how fast the row's batch loss
+    bends, and u - lr * g / (1 + lr * h) is the diagonal form of the implicit (proximal) step
+    u' = u - lr * g(u'): plain SGD for a row touched by few pairs, a damped Newton step for a
+    row that thousands of pairs in one batch all push the same way (where the plain sum
+    overshoots and diverges). "implicit-bound" uses sigma' <= 1/4 instead: never undamped where
+    the scores saturate.
+
+    Returns:
+      (h_in_B: the input vector's, h_pos_B: the centre row's, h_neg_GxK: each shared noise
+      row's, summed over the pairs of its group); recomputing the scores here costs nothing
+      extra after XLA's common-subexpression elimination.
+    """
+    batch, dim = v_BxD.shape
+    groups, negative, _ = u_neg_GxKxD.shape
+    v_GxPxD = v_BxD.reshape(groups, batch // groups, dim)
+    pos_B = jnp.sum(v_BxD * u_pos_BxD, axis=-1)
+    neg_GxPxK = jnp.einsum("gpd,gkd->gpk", v_GxPxD, u_neg_GxKxD)
+    s_BxJ = jnp.concatenate([pos_B[:, None], neg_GxPxK.reshape(batch, negative)], axis=1)
+    if config.row_scale == "implicit-bound":
+        bend_BxJ = 0.25 * weight_BxJ
+    else:
+        sigma_BxJ = jax.nn.sigmoid(s_BxJ)
+        bend_BxJ = weight_BxJ * sigma_BxJ * (1.0 - sigma_BxJ)
+    v_sq_B = jnp.sum(v_BxD * v_BxD, axis=-1)
+    u_neg_sq_GxK = jnp.sum(u_neg_GxKxD * u_neg_GxKxD, axis=-1)
+    bend_neg_GxPxK = bend_BxJ[:, 1:].reshape(groups, batch // groups, negative)
+    h_in_B = bend_BxJ[:, 0] * jnp.sum(u_pos_BxD * u_pos_BxD, axis=-1) + jnp.einsum(
+        "gpk,gk->gp", bend_neg_GxPxK, u_neg_sq_GxK
+    ).reshape(batch)
+    h_pos_B = bend_BxJ[:, 0] * v_sq_B
+    h_neg_GxK = jnp.einsum("gpk,gp->gk", bend_neg_GxPxK, v_sq_B.reshape(groups, -1))
+    return h_in_B, h_pos_B, h_neg_GxK
 
 
 def _scaled(grads, scales):
@@ -175,7 +221,7 @@ def _scaled(grads, scales):
     return tuple(g * s[:, None] for g, s in zip(grads, scales, strict=True))
 
 
-def _word2vec_sparse(context, config, tx, params, opt_state, batch, noise_GxK, weight_BxJ):
+def _word2vec_sparse(context, config, tx, params, opt_state, batch, noise_GxK, weight_BxJ, lr):
     """Gather the rows, closed-form row gradients, optax on those rows, scatter back."""
     embed, out = params["embed"], params["out"]
     center_B, dim = batch["center_B"], embed.shape[1]
@@ -188,6 +234,7 @@ def _word2vec_sparse(context, config, tx, params, opt_state, batch, noise_GxK, w
         loss_sum, grad_v_BxD, grad_u_BxJxD = negative_sampling_rows(v_BxD, u_BxJxD, weight_BxJ)
         out_ids, grad_u = (out_ids_BxJ.reshape(-1),), (grad_u_BxJxD.reshape(-1, dim),)
         out_weights = ((weight_BxJ > 0).astype(jnp.float32).reshape(-1),)
+        u_pos_BxD, u_neg_GxKxD = u_BxJxD[:, 0], u_BxJxD[:, 1:]
     else:
         u_pos_BxD = out.at[center_B].get(mode="promise_in_bounds")
         u_neg_GxKxD = out.at[noise_GxK].get(mode="promise_in_bounds")
@@ -203,15 +250,23 @@ def _word2vec_sparse(context, config, tx, params, opt_state, batch, noise_GxK, w
     grad_in = spread(grad_v_BxD).reshape(-1, dim)
     in_ids = (in_ids.reshape(-1),)
     in_weights = (in_weights.reshape(-1),)
+    in_curv = out_curv = None
+    if config.row_scale.startswith("implicit"):
+        h_in_B, h_pos_B, h_neg_GxK = _curvatures(config, v_BxD, u_pos_BxD, u_neg_GxKxD, weight_BxJ)
+        in_curv = (spread(h_in_B[:, None]).reshape(-1),)
+        if config.share_negatives == 1:
+            out_curv = (jnp.concatenate([h_pos_B[:, None], h_neg_GxK], axis=1).reshape(-1),)
+        else:
+            out_curv = (h_pos_B, h_neg_GxK.reshape(-1))
     rows = embed.shape[0]
-    grad_in = _scaled((grad_in,), _row_scales(config, rows, in_ids, in_weights))
-    grad_u = _scaled(grad_u, _row_scales(config, rows, out_ids, out_weights))
+    grad_in = _scaled((grad_in,), _row_scales(config, rows, in_ids, in_weights, in_curv, lr))
+    grad_u = _scaled(grad_u, _row_scales(config, rows, out_ids, out_weights, out_curv, lr))
     embed, opt_embed = sparse_update(tx, embed, opt_state["embed"], in_ids, grad_in)
     out, opt_out = sparse_update(tx, out, opt_state["out"], out_ids, grad_u)
     return loss_sum, {"embed": embed, "out": out}, {"embed": opt_embed, "out": opt_out}
 
 
-def _word2vec_dense(context, config, tx, params, opt_state, batch, noise_GxK, weight_BxJ):
+def _word2vec_dense(context, config, tx, params, opt_state, batch, noise_GxK, weight_BxJ, lr):
     """Autodiff of the loss with respect to the whole tables, optax on the whole tables."""
 
     def loss(params):
@@ -228,7 +283,7 @@ def _word2vec_dense(context, config, tx, params, opt_state, batch, noise_GxK, we
     return loss_sum, new_params, new_opt_state
 
 
-def _word2vec_update(context, config, tx, state, batch, alias):
+def _word2vec_update(context, config, tx, state, batch, alias, lr):
     """word2vec's step body: noise words, pair weights, then the sparse or dense update."""
     count = jnp.sum(batch["mask_B"])
     batch = _pad_to_groups(config, batch)
@@ -238,7 +293,7 @@ def _word2vec_update(context, config, tx, state, batch, alias):
     weight_BxJ = pair_weights(batch["center_B"], noise_GxK, batch["mask_B"])
     update = _word2vec_sparse if config.sparse else _word2vec_dense
     loss_sum, params, opt_state = update(
-        context, config, tx, state.params, state.opt_state, batch, noise_GxK, weight_BxJ
+        context, config, tx, state.params, state.opt_state, batch, noise_GxK, weight_BxJ, lr
     )
     return loss_sum, count, params, opt_state
 
@@ -276,7 +331,7 @@ def _next_token_init(key, config, rows):
     return params, ("['params']['embed']['embedding']",)
 
 
-def _next_token_update(config, tx, state, batch, alias):
+def _next_token_update(config, tx, state, batch, alias, lr):
     """Autodiff of the summed cross-entropy, optax on every parameter."""
     rows = state.params["params"]["embed"]["embedding"].shape[0]
     model = NextTokenModel(rows, config.dim, config.context_length)
@@ -306,7 +361,8 @@ class Objective(NamedTuple):
     batches: Callable[..., Iterator[dict]]
     # (key, TrainConfig, rows) -> (params, paths of the vocabulary tables in them, input first)
     init: Callable[..., tuple[Any, tuple[str, ...]]]
-    # (TrainConfig, tx, state, batch, alias tables) -> (loss_sum, count, params, opt_state)
+    # (TrainConfig, tx, state, batch, alias tables, learning rate)
+    #   -> (loss_sum, count, params, opt_state)
     update: Callable[..., tuple[jax.Array, jax.Array, Any, Any]]
     negatives: bool  # draws noise words: needs noise weights (make_train_step's noise_probs_V)
     sparse: bool  # can update only the rows a batch touches (TrainConfig.update)

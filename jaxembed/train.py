@@ -269,7 +269,7 @@ def train_step(
     lr = learning_rate(config, batch["progress"])
     state = state.replace(opt_state=_with_lr(state.opt_state, lr))
     update = ob.get(config.objective).update
-    loss_sum, count, params, opt_state = update(config, tx, state, batch, alias)
+    loss_sum, count, params, opt_state = update(config, tx, state, batch, alias, lr)
     new_state = state.replace(step=state.step + 1, params=params, opt_state=opt_state)
     metrics = {"loss_sum": loss_sum, "count": jnp.asarray(count, jnp.float32), "lr": lr}
     return new_state, metrics

@@ -192,11 +192,12 @@ def register(subparsers) -> None:
     )
     g.add_argument(
         "--row-scale",
-        choices=("none", "count", "sqrt", "cap"),
+        choices=("none", "count", "sqrt", "cap", "implicit", "implicit-bound"),
         default="none",
         help="word2vec, sparse: divide a row's summed gradient by its contributions in the batch "
-        "(count), their square root (sqrt), or by contributions / --row-cap above --row-cap "
-        "(cap), for large --batch-size (BENCHMARKS.md)",
+        "(count), their square root (sqrt), by contributions / --row-cap above --row-cap "
+        "(cap), or by 1 + lr x their summed curvature (implicit; implicit-bound: with "
+        "sigmoid' at its bound 1/4), for large --batch-size (BENCHMARKS.md)",
     )
     g.add_argument("--row-cap", type=int, default=32, help="--row-scale cap's contributions")
     g.add_argument("--seed", type=int, default=1, help="random seed")
