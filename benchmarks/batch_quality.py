@@ -47,9 +47,7 @@ from train_vs_gensim import DEFAULT_CORPUS, add_training_args, evaluate_run, pre
 def train_command(args, corpus, out, objective, batch, rule, smallest) -> list:
     cmd = [sys.executable, "-m", "jaxembed.cli", "train", corpus, "--out", out, "--no-progress"]
     cmd += ["--objective", objective, "--epochs", str(args.epochs), "--batch-size", str(batch)]
-    cmd += ["--steps-per-call", str(max(1, 16 * smallest // batch))]
-    if rule != "none":  # "none" is plain summed SGD, which every version of jaxembed runs
-        cmd += ["--row-scale", rule]
+    cmd += ["--steps-per-call", str(max(1, 16 * smallest // batch)), "--row-scale", rule]
     for name in ("dim", "window", "negative", "sample", "min_count", "seed"):
         cmd += [f"--{name.replace('_', '-')}", str(getattr(args, name))]
     return cmd + shlex.split(args.jaxembed_args)
@@ -90,7 +88,7 @@ def report(rows: list[dict]) -> list[dict]:
     for r in rows:
         base = min(
             (b for b in rows if b["objective"] == r["objective"] and "error" not in b),
-            key=lambda b: (b["batch_size"], b["rule"] != "none"),
+            key=lambda b: (b["batch_size"], b["rule"] not in ("none", "auto")),
             default=None,
         )
         if "error" in r or base is None:
@@ -125,7 +123,15 @@ def main() -> None:
     parser.add_argument("--objective", nargs="+", default=["skipgram", "cbow"])
     parser.add_argument("--batch-sizes", nargs="+", type=int, help="skip-gram pairs a step")
     parser.add_argument("--cbow-batch-sizes", nargs="+", type=int, help="CBOW centres a step")
-    parser.add_argument("--rules", nargs="+", default=["none"], help="--row-scale values to try")
+    parser.add_argument(
+        "--rules",
+        nargs="+",
+        default=["auto"],
+        help="--row-scale values to try at the larger batches (the smallest runs none)",
+    )
+    parser.add_argument(
+        "--rules-at-smallest", action="store_true", help="try --rules at the smallest batch too"
+    )
     add_training_args(parser)
     parser.add_argument("--jaxembed-args", default="", help="extra `jaxembed train` flags")
     parser.add_argument("--timeout", type=float, default=3600, help="seconds per run")
@@ -154,7 +160,10 @@ def main() -> None:
         for objective in args.objective:
             sizes = args.cbow_batch_sizes if objective == "cbow" else args.batch_sizes
             for batch in sizes:
-                rules = args.rules if batch > min(sizes) else ["none"]
+                smallest = batch == min(sizes)
+                rules = ["none"] if smallest else args.rules
+                if smallest and args.rules_at_smallest:
+                    rules += [rule for rule in args.rules if rule != "none"]
                 for rule in rules:
                     row = run_one(args, corpus, work, objective, batch, rule, len(rows), min(sizes))
                     rows.append(row)

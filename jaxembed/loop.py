@@ -78,12 +78,12 @@ class FitConfig:
     end_of_text: bool = False  # gpt2: end each line (a document) with <|endoftext|>
     stride: int | None = None  # next-token: step between window starts; None: context_length
     epochs: int = 5  # passes over the corpus
-    batch_size: int | None = (
-        None  # examples per step (pairs, centres, sequences); None: the objective's
-    )
+    batch_size: int | None = None  # examples per step (pairs, centres, sequences)
+    # None: the objective's on a CPU (4,096 pairs, 512 CBOW centres), larger on a GPU or TPU
+    # (65,536 pairs, 4,096 centres: `for_objective`); a resumed run keeps the value it started with
     steps_per_call: int | None = None  # steps scanned in one jitted call; None: 16 on a CPU
-    # (CBOW 64), 256 on a GPU or TPU (fewer, longer calls: the host never waits inside the loop);
-    # a resumed run keeps the value it was started with
+    # (CBOW 64), 16 (CBOW 64, next-token 256) on a GPU or TPU, where the host never waits inside
+    # a call; a resumed run keeps the value it was started with
     checkpoint_every: int = 0  # steps between checkpoints (rounded up to whole calls); 0 = end only
     keep_checkpoints: int = 2  # checkpoints kept on disk, newest first
     max_steps: int | None = None  # stop (with a checkpoint) after this many steps; resume later
@@ -110,19 +110,28 @@ class FitConfig:
             for value in self.mesh:
                 positive_int("mesh sizes", value)
 
-    def for_objective(self, objective: str) -> FitConfig:
+    def for_objective(self, objective: str, backend: str | None = None) -> FitConfig:
         """This configuration with the defaults that depend on the objective and the backend
         filled in: the batch size, steps per call, and where batches are made ("auto": on the
-        device for word2vec on a GPU or TPU, else on the host)."""
-        config = self
-        accelerator = jax.default_backend() in ("gpu", "tpu")
+        device for word2vec on a GPU or TPU, else on the host).
+
+        On a GPU or TPU word2vec takes `Objective.accelerator_batch_size` (65,536 skip-gram
+        pairs, 4,096 CBOW centres: `TrainConfig.row_scale="auto"` then takes newton steps) and
+        `accelerator_steps_per_call`; on a CPU the batch sizes validated against gensim.
+
+        Args:
+          backend: "cpu", "gpu" or "tpu"; None: `jax.default_backend()`.
+        """
+        config, record = self, ob.get(objective)
+        accelerator = (backend or jax.default_backend()) in ("gpu", "tpu")
         if config.batch_size is None:
-            config = dataclasses.replace(config, batch_size=ob.get(objective).batch_size)
+            size = accelerator and record.accelerator_batch_size or record.batch_size
+            config = dataclasses.replace(config, batch_size=size)
         if config.steps_per_call is None:
-            calls = 256 if accelerator else ob.get(objective).cpu_steps_per_call
+            calls = record.accelerator_steps_per_call if accelerator else record.cpu_steps_per_call
             config = dataclasses.replace(config, steps_per_call=calls)
         if config.batches == "auto":
-            device = ob.get(objective).negatives and accelerator
+            device = record.negatives and accelerator
             config = dataclasses.replace(config, batches="device" if device else "host")
         return config
 
@@ -206,9 +215,11 @@ def fit(
     """
     started = time.perf_counter()
     out = rundir.check_out_dir(out_dir, resume, overwrite)
-    if resume and fit_config.steps_per_call is None:  # the run's own, if an older default
-        saved = rundir.saved_settings(out).get("fit", {}).get("steps_per_call")
-        fit_config = dataclasses.replace(fit_config, steps_per_call=saved)
+    if resume:  # the run's own values of the settings left unset, if an older default
+        saved = rundir.saved_settings(out).get("fit", {})
+        for name in ("steps_per_call", "batch_size"):
+            if getattr(fit_config, name) is None:
+                fit_config = dataclasses.replace(fit_config, **{name: saved.get(name)})
     config = fit_config.for_objective(train_config.objective)
     objective = ob.get(train_config.objective)
     on_host_0 = progress and jax.process_index() == 0
@@ -246,7 +257,7 @@ def fit(
         bar, failed = None, True
         try:
             if resume:  # settings first: a state of other shapes would not restore
-                _check_same_settings(rundir.saved_settings(out), run.settings, out)
+                _check_same_settings(rundir.saved_settings(out), run.settings, out, train_config)
                 state, saved = checkpoints.restore(state)
                 run = Progress(**saved)
             unit = "token" if config.tokenizer == "gpt2" else "word"
@@ -372,10 +383,15 @@ def _train(
                 if checkpoints.latest_step() is not None
                 else "no checkpoint was written yet: start again"
             )
+            damp = ""
+            if train_config.sparse and ob.row_scale(train_config, config.batch_size) == "none":
+                if config.batch_size > objective.batch_size:
+                    damp = ", or damp this large batch's rows with row_scale='auto'"
             raise ParameterError(
                 f"the loss became {loss_sum} at step {run.step + n_steps} (epoch "
-                f"{run.epoch + 1}) - lower lr (now {train_config.lr}); {where}",
+                f"{run.epoch + 1}) - lower lr (now {train_config.lr}){damp}; {where}",
                 "lr",
+                "row_scale",
                 "resume",
             )
         words = sum(step_words)
@@ -502,7 +518,7 @@ def _settings(paths, corpus: Corpus, train_config: tr.TrainConfig, config: FitCo
     }
 
 
-def _check_same_settings(saved: dict, current: dict, out: Path) -> None:
+def _check_same_settings(saved: dict, current: dict, out: Path, train_config) -> None:
     saved, current = json.loads(json.dumps(saved)), json.loads(json.dumps(current))
     # A run saved before a setting existed ran with its default.
     defaults = json.loads(json.dumps(dataclasses.asdict(FitConfig())))
@@ -512,6 +528,10 @@ def _check_same_settings(saved: dict, current: dict, out: Path) -> None:
     saved.get("train", {}).setdefault("row_scale", "none")
     saved.get("train", {}).setdefault("row_cap", 32)
     saved.get("train", {}).setdefault("ns_exponent", 0.75)
+    for settings in (saved, current):  # "auto" is the rule it picks for the run's batch size
+        train, batch_size = settings.get("train", {}), settings.get("fit", {}).get("batch_size")
+        if train.get("row_scale") == "auto" and batch_size is not None:
+            train["row_scale"] = ob.row_scale(train_config, batch_size)
     if saved == current:
         return
     diffs = []

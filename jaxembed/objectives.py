@@ -107,11 +107,12 @@ def _pad_to_groups(config, batch: Mapping[str, jax.Array]) -> dict:
 def _skipgram_context(embed_VxD, batch):
     """Skip-gram's input: the context word's row; its gradient goes to that row.
 
-    Returns (input row IDs, v_BxD, grad_v -> the input rows' gradients, the pairs each carries).
+    Returns (input row IDs, v_BxD, grad_v -> the input rows' gradients, the pairs each carries,
+    the pair of each input row: None where input row b is pair b's).
     """
     ids_B = batch["context_B"]
     v_BxD = embed_VxD.at[ids_B].get(mode="promise_in_bounds")
-    return ids_B, v_BxD, lambda grad_v_BxD: grad_v_BxD, batch["mask_B"]
+    return ids_B, v_BxD, lambda grad_v_BxD: grad_v_BxD, batch["mask_B"], None
 
 
 def _cbow_context(embed_VxD, batch):
@@ -128,7 +129,8 @@ def _cbow_context(embed_VxD, batch):
         def spread_padded(grad_v_BxD):
             return mask_BxC[:, :, None] * grad_v_BxD[:, None, :]
 
-        return ids_BxC, v_BxD, spread_padded, mask_BxC
+        pairs_BxC = jnp.broadcast_to(jnp.arange(ids_BxC.shape[0])[:, None], ids_BxC.shape)
+        return ids_BxC, v_BxD, spread_padded, mask_BxC, pairs_BxC
     ids_L, center_L, mask_L = batch["context_L"], batch["slot_center_L"], batch["slot_mask_L"]
     rows_LxD = embed_VxD.at[ids_L].get(mode="promise_in_bounds")
     v_BxD = cbow_mean_flat(rows_LxD, center_L, mask_L, batch["center_B"].shape[0])
@@ -136,96 +138,174 @@ def _cbow_context(embed_VxD, batch):
     def spread(grad_v_BxD):
         return mask_L[:, None] * grad_v_BxD.at[center_L].get(mode="promise_in_bounds")
 
-    return ids_L, v_BxD, spread, mask_L
+    return ids_L, v_BxD, spread, mask_L, center_L
 
 
-ROW_SCALES = ("none", "count", "sqrt", "cap", "implicit", "implicit-bound")
+ROW_SCALES = ("auto", "none", "count", "sqrt", "cap", "newton", "implicit")
+CURVATURE_RULES = ("newton", "implicit")  # row_scale rules that size SGD steps by curvature
 
 
-def _row_scales(config, rows, ids, weights, curvatures=None, lr=None):
-    """Per-occurrence factors of `TrainConfig.row_scale`: a row's summed gradient is divided by
-    its number of contributions c in the batch ("count": their mean), by sqrt(c) ("sqrt"), by
-    c / row_cap where c exceeds `TrainConfig.row_cap` ("cap": at most row_cap pairs' worth), or
-    by 1 + lr * h ("implicit"), h the summed curvature of its contributions (`_curvatures`).
+def row_scale(config: Any, batch_size: int) -> str:
+    """The rule a step of `batch_size` examples runs for `TrainConfig.row_scale`.
+
+    "auto" is plain summed SGD ("none") up to the objective's default batch size (4,096 skip-gram
+    pairs, 512 CBOW centres), where it was validated against gensim, and "newton" above it, where
+    plain SGD diverges (BENCHMARKS.md, section 7). A step that does not update rows one by one
+    (dense, next-token) or does not run SGD runs "none". The step asks this at trace time, from
+    its static batch size, so at the default sizes it compiles exactly the plain step.
+
+    Example:
+      >>> from jaxembed.train import TrainConfig
+      >>> row_scale(TrainConfig(), 4096), row_scale(TrainConfig(), 65536)
+      ('none', 'newton')
+    """
+    if config.row_scale != "auto":
+        return config.row_scale
+    if not config.sparse or config.optimizer != "sgd":
+        return "none"
+    return "none" if batch_size <= get(config.objective).batch_size else "newton"
+
+
+def _row_scales(rule, rows, ids, weights):
+    """Per-occurrence factors of the counting rules of `TrainConfig.row_scale`: a row's summed
+    gradient is divided by its number of contributions c in the batch ("count": their mean), by
+    sqrt(c) ("sqrt"), or by c / row_cap where c exceeds `TrainConfig.row_cap` ("cap": at most
+    row_cap pairs' worth).
 
     Args:
+      rule: ("count" | "sqrt" | "cap", row_cap).
       ids, weights: tuples of pieces: the IDs a table's gradient rows belong to, and how many
         pair gradients each occurrence carries (0 for padding).
-      curvatures, lr: "implicit": each occurrence's curvature (pieces as `ids`), and the step's
-        learning rate.
 
     Returns:
-      A tuple of (N,) factors matching `ids`, or None for "none" (plain summed SGD).
+      A tuple of (N,) factors matching `ids`.
     """
-    if config.row_scale == "none":
-        return None
-    implicit = config.row_scale.startswith("implicit")
+    name, row_cap = rule
     count_V = jnp.zeros(rows, jnp.float32)
-    for ids_N, weight_N in zip(ids, curvatures if implicit else weights, strict=True):
+    for ids_N, weight_N in zip(ids, weights, strict=True):
         count_V = count_V.at[ids_N].add(weight_N, mode="promise_in_bounds")
-    if implicit:
-        scale_V = 1.0 / (1.0 + lr * count_V)
-    else:
-        count_V = jnp.maximum(count_V, 1.0)
-    if config.row_scale == "count":
+    count_V = jnp.maximum(count_V, 1.0)
+    if name == "count":
         scale_V = 1.0 / count_V
-    elif config.row_scale == "sqrt":
+    elif name == "sqrt":
         scale_V = jax.lax.rsqrt(count_V)
-    elif config.row_scale == "cap":
-        scale_V = jnp.minimum(1.0, config.row_cap / count_V)
+    else:
+        scale_V = jnp.minimum(1.0, row_cap / count_V)
     return tuple(scale_V.at[ids_N].get(mode="promise_in_bounds") for ids_N in ids)
 
 
-def _curvatures(config, v_BxD, u_pos_BxD, u_neg_GxKxD, weight_BxJ):
-    """Each pair's curvature along the rows it updates, for `row_scale="implicit"`.
+class _Pairs(NamedTuple):
+    """What the curvature rules need of a batch's pairs (`_curvature_scales`)."""
 
-    The loss of one score s = u . v is softplus(-+s); its second derivative along v is
-    sigma'(s) |u|^2 (the trace of the Gauss-Newton matrix sigma'(s) u u^T), and along u it is
-    sigma'(s) |v|^2. Summed over a row's contributions, h bounds how fast the row's batch loss
-    bends, and u - lr * g / (1 + lr * h) is the diagonal form of the implicit (proximal) step
-    u' = u - lr * g(u'): plain SGD for a row touched by few pairs, a damped Newton step for a
-    row that thousands of pairs in one batch all push the same way (where the plain sum
-    overshoots and diverges). "implicit-bound" uses sigma' <= 1/4 instead: never undamped where
-    the scores saturate.
+    v_BxD: jax.Array  # each pair's input vector
+    u_pos_BxD: jax.Array  # its centre word's output row
+    u_neg_GxKxD: jax.Array  # the noise rows of each group of pairs (G = B with one draw a pair)
+    noise_GxK: jax.Array
+    center_B: jax.Array
+    bend_BxJ: jax.Array  # weight * sigmoid'(score) of the centre (j = 0) and each noise word
 
-    Returns:
-      (h_in_B: the input vector's, h_pos_B: the centre row's, h_neg_GxK: each shared noise
-      row's, summed over the pairs of its group); recomputing the scores here costs nothing
-      extra after XLA's common-subexpression elimination.
-    """
+
+def _bends(v_BxD, u_pos_BxD, u_neg_GxKxD, weight_BxJ):
+    """weight * sigmoid'(s) of every score s of the batch: each score's loss softplus(-+s) bends
+    by sigmoid'(s) = sigma(s) (1 - sigma(s)) along s."""
     batch, dim = v_BxD.shape
     groups, negative, _ = u_neg_GxKxD.shape
-    v_GxPxD = v_BxD.reshape(groups, batch // groups, dim)
     pos_B = jnp.sum(v_BxD * u_pos_BxD, axis=-1)
-    neg_GxPxK = jnp.einsum("gpd,gkd->gpk", v_GxPxD, u_neg_GxKxD)
+    neg_GxPxK = jnp.einsum("gpd,gkd->gpk", v_BxD.reshape(groups, -1, dim), u_neg_GxKxD)
     s_BxJ = jnp.concatenate([pos_B[:, None], neg_GxPxK.reshape(batch, negative)], axis=1)
-    if config.row_scale == "implicit-bound":
-        bend_BxJ = 0.25 * weight_BxJ
+    sigma_BxJ = jax.nn.sigmoid(s_BxJ)
+    return weight_BxJ * sigma_BxJ * (1.0 - sigma_BxJ)
+
+
+def _totals(rows, ids, grads):
+    """Each row's summed gradient in the step (V x D) from the pieces of a table's gradient."""
+    total_VxD = jnp.zeros((rows, grads[0].shape[-1]), jnp.float32)
+    for ids_N, grad_NxD in zip(ids, grads, strict=True):
+        total_VxD = total_VxD.at[ids_N].add(grad_NxD, mode="promise_in_bounds")
+    return total_VxD
+
+
+def _input_bends(p: _Pairs, g_NxD, pairs_N):
+    """g' H g of each input occurrence: sum_j bend_j (u_j . g)^2 over the J rows its pair scores,
+    g its row's total; `pairs_N` is the pair of each occurrence (None: occurrence b is pair b)."""
+    batch, dim = p.v_BxD.shape
+    groups = p.u_neg_GxKxD.shape[0]
+    if pairs_N is None:
+        pos_N = jnp.sum(g_NxD * p.u_pos_BxD, axis=-1)
+        neg_GxPxK = jnp.einsum("gpd,gkd->gpk", g_NxD.reshape(groups, -1, dim), p.u_neg_GxKxD)
+        neg_NxK = neg_GxPxK.reshape(batch, -1)
+        bend_NxJ = p.bend_BxJ
     else:
-        sigma_BxJ = jax.nn.sigmoid(s_BxJ)
-        bend_BxJ = weight_BxJ * sigma_BxJ * (1.0 - sigma_BxJ)
-    v_sq_B = jnp.sum(v_BxD * v_BxD, axis=-1)
-    u_neg_sq_GxK = jnp.sum(u_neg_GxKxD * u_neg_GxKxD, axis=-1)
-    bend_neg_GxPxK = bend_BxJ[:, 1:].reshape(groups, batch // groups, negative)
-    h_in_B = bend_BxJ[:, 0] * jnp.sum(u_pos_BxD * u_pos_BxD, axis=-1) + jnp.einsum(
-        "gpk,gk->gp", bend_neg_GxPxK, u_neg_sq_GxK
-    ).reshape(batch)
-    h_pos_B = bend_BxJ[:, 0] * v_sq_B
-    h_neg_GxK = jnp.einsum("gpk,gp->gk", bend_neg_GxPxK, v_sq_B.reshape(groups, -1))
-    return h_in_B, h_pos_B, h_neg_GxK
+        u_pos_NxD = p.u_pos_BxD.at[pairs_N].get(mode="promise_in_bounds")
+        u_neg_NxKxD = p.u_neg_GxKxD.at[pairs_N // (batch // groups)].get(mode="promise_in_bounds")
+        pos_N = jnp.sum(g_NxD * u_pos_NxD, axis=-1)
+        neg_NxK = jnp.einsum("nkd,nd->nk", u_neg_NxKxD, g_NxD)
+        bend_NxJ = p.bend_BxJ.at[pairs_N].get(mode="promise_in_bounds")
+    proj_NxJ = jnp.concatenate([pos_N[:, None], neg_NxK], axis=1)
+    return jnp.sum(bend_NxJ * proj_NxJ * proj_NxJ, axis=1)
+
+
+def _output_bends(p: _Pairs, total_VxD, share_one: bool):
+    """g' H g of each output occurrence, pieces as the output gradient's: the centre row of each
+    pair, bend (v . g)^2, and each noise row, summed over the pairs of its group that score it."""
+    batch, dim = p.v_BxD.shape
+    groups = p.u_neg_GxKxD.shape[0]
+    g_pos_BxD = total_VxD.at[p.center_B].get(mode="promise_in_bounds")
+    pos_B = p.bend_BxJ[:, 0] * jnp.square(jnp.sum(p.v_BxD * g_pos_BxD, axis=-1))
+    g_neg_GxKxD = total_VxD.at[p.noise_GxK].get(mode="promise_in_bounds")
+    proj_GxPxK = jnp.einsum("gpd,gkd->gpk", p.v_BxD.reshape(groups, -1, dim), g_neg_GxKxD)
+    bend_GxPxK = p.bend_BxJ[:, 1:].reshape(proj_GxPxK.shape)
+    neg_GxK = jnp.sum(bend_GxPxK * proj_GxPxK * proj_GxPxK, axis=1)
+    if share_one:  # one piece, as the gradient: each pair's centre, then its noise words
+        return (jnp.concatenate([pos_B[:, None], neg_GxK], axis=1).reshape(-1),)
+    return (pos_B, neg_GxK.reshape(-1))
+
+
+def _curvature_scales(rule, lr, rows, ids, total_VxD, bends):
+    """Per-occurrence factors of the curvature rules of `TrainConfig.row_scale`.
+
+    A row whose summed gradient in the step is g moves by -lr g under plain SGD. Along g, the
+    step's loss bends by h = g' H g / |g|^2, H the row's block of the Hessian: each score s = x . r
+    that the row r takes part in adds sigmoid'(s) x x^T (x the other row of the pair; exact, the
+    score being linear in r). "newton" moves the row by -min(lr, 1/h) g: plain SGD, except where
+    the plain step would go past the minimum of the loss along g, which it then reaches in one
+    Newton step - what a frequent word's row needs in a large batch, where thousands of pairs
+    push it the same way at once and their plain sum overshoots and diverges. "implicit" moves
+    it by -lr g / (1 + lr h), the implicit (proximal) step along g: it damps every row a little.
+
+    Args:
+      rule: "newton" or "implicit".
+      lr: the step's learning rate.
+      ids: the pieces of the table's gradient rows' IDs.
+      total_VxD: `_totals` of the table's gradient.
+      bends: each occurrence's g' H_o g (pieces as `ids`).
+
+    Returns:
+      A tuple of (N,) factors matching `ids`.
+    """
+    quad_V = jnp.zeros(rows, jnp.float32)
+    for ids_N, bend_N in zip(ids, bends, strict=True):
+        quad_V = quad_V.at[ids_N].add(bend_N, mode="promise_in_bounds")
+    norm_V = jnp.sum(total_VxD * total_VxD, axis=-1)
+    h_V = quad_V / jnp.where(norm_V > 0, norm_V, 1.0)
+    if rule == "newton":
+        scale_V = 1.0 / jnp.maximum(1.0, lr * h_V)
+    else:
+        scale_V = 1.0 / (1.0 + lr * h_V)
+    return tuple(scale_V.at[ids_N].get(mode="promise_in_bounds") for ids_N in ids)
 
 
 def _scaled(grads, scales):
-    if scales is None:
-        return grads
     return tuple(g * s[:, None] for g, s in zip(grads, scales, strict=True))
 
 
-def _word2vec_sparse(context, config, tx, params, opt_state, batch, noise_GxK, weight_BxJ, lr):
+def _word2vec_sparse(
+    context, config, rule, tx, params, opt_state, batch, noise_GxK, weight_BxJ, lr
+):
     """Gather the rows, closed-form row gradients, optax on those rows, scatter back."""
     embed, out = params["embed"], params["out"]
     center_B, dim = batch["center_B"], embed.shape[1]
-    in_ids, v_BxD, spread, in_weights = context(embed, batch)
+    in_ids, v_BxD, spread, in_weights, in_pairs = context(embed, batch)
     if config.share_negatives == 1:
         out_ids_BxJ = jnp.concatenate([center_B[:, None], noise_GxK], axis=1)
         # Materialise the IDs: fused into the gather, they would be recomputed for every float.
@@ -247,30 +327,33 @@ def _word2vec_sparse(context, config, tx, params, opt_state, batch, noise_GxK, w
         groups, negative = noise_GxK.shape
         scored_GxK = (weight_BxJ[:, 1:] > 0).reshape(groups, -1, negative).sum(axis=1)
         out_weights = (batch["mask_B"], scored_GxK.astype(jnp.float32).reshape(-1))
-    grad_in = spread(grad_v_BxD).reshape(-1, dim)
+    grad_in = (spread(grad_v_BxD).reshape(-1, dim),)
     in_ids = (in_ids.reshape(-1),)
-    in_weights = (in_weights.reshape(-1),)
-    in_curv = out_curv = None
-    if config.row_scale.startswith("implicit"):
-        h_in_B, h_pos_B, h_neg_GxK = _curvatures(config, v_BxD, u_pos_BxD, u_neg_GxKxD, weight_BxJ)
-        in_curv = (spread(h_in_B[:, None]).reshape(-1),)
-        if config.share_negatives == 1:
-            out_curv = (jnp.concatenate([h_pos_B[:, None], h_neg_GxK], axis=1).reshape(-1),)
-        else:
-            out_curv = (h_pos_B, h_neg_GxK.reshape(-1))
     rows = embed.shape[0]
-    grad_in = _scaled((grad_in,), _row_scales(config, rows, in_ids, in_weights, in_curv, lr))
-    grad_u = _scaled(grad_u, _row_scales(config, rows, out_ids, out_weights, out_curv, lr))
+    if rule in CURVATURE_RULES:
+        bend_BxJ = _bends(v_BxD, u_pos_BxD, u_neg_GxKxD, weight_BxJ)
+        pairs = _Pairs(v_BxD, u_pos_BxD, u_neg_GxKxD, noise_GxK, center_B, bend_BxJ)
+        in_total, out_total = _totals(rows, in_ids, grad_in), _totals(rows, out_ids, grad_u)
+        g_in = in_total.at[in_ids[0]].get(mode="promise_in_bounds")
+        in_pairs = None if in_pairs is None else in_pairs.reshape(-1)
+        in_bends = (in_weights.reshape(-1) * _input_bends(pairs, g_in, in_pairs),)
+        out_bends = _output_bends(pairs, out_total, config.share_negatives == 1)
+        grad_in = _scaled(grad_in, _curvature_scales(rule, lr, rows, in_ids, in_total, in_bends))
+        grad_u = _scaled(grad_u, _curvature_scales(rule, lr, rows, out_ids, out_total, out_bends))
+    elif rule != "none":
+        counting = (rule, config.row_cap)
+        grad_in = _scaled(grad_in, _row_scales(counting, rows, in_ids, (in_weights.reshape(-1),)))
+        grad_u = _scaled(grad_u, _row_scales(counting, rows, out_ids, out_weights))
     embed, opt_embed = sparse_update(tx, embed, opt_state["embed"], in_ids, grad_in)
     out, opt_out = sparse_update(tx, out, opt_state["out"], out_ids, grad_u)
     return loss_sum, {"embed": embed, "out": out}, {"embed": opt_embed, "out": opt_out}
 
 
-def _word2vec_dense(context, config, tx, params, opt_state, batch, noise_GxK, weight_BxJ, lr):
+def _word2vec_dense(context, config, rule, tx, params, opt_state, batch, noise_GxK, weight_BxJ, lr):
     """Autodiff of the loss with respect to the whole tables, optax on the whole tables."""
 
     def loss(params):
-        _, v_BxD, _, _ = context(params["embed"], batch)
+        _, v_BxD, _, _, _ = context(params["embed"], batch)
         u_pos_BxD, u_neg_GxKxD = params["out"][batch["center_B"]], params["out"][noise_GxK]
         mask_B = batch["mask_B"]
         return negative_sampling_loss(v_BxD, u_pos_BxD, u_neg_GxKxD, weight_BxJ[:, 1:], mask_B)
@@ -286,6 +369,7 @@ def _word2vec_dense(context, config, tx, params, opt_state, batch, noise_GxK, we
 def _word2vec_update(context, config, tx, state, batch, alias, lr):
     """word2vec's step body: noise words, pair weights, then the sparse or dense update."""
     count = jnp.sum(batch["mask_B"])
+    rule = row_scale(config, batch["center_B"].shape[0])
     batch = _pad_to_groups(config, batch)
     noise_GxK = batch.get("noise_GxK")
     if noise_GxK is None:
@@ -293,7 +377,7 @@ def _word2vec_update(context, config, tx, state, batch, alias, lr):
     weight_BxJ = pair_weights(batch["center_B"], noise_GxK, batch["mask_B"])
     update = _word2vec_sparse if config.sparse else _word2vec_dense
     loss_sum, params, opt_state = update(
-        context, config, tx, state.params, state.opt_state, batch, noise_GxK, weight_BxJ, lr
+        context, config, rule, tx, state.params, state.opt_state, batch, noise_GxK, weight_BxJ, lr
     )
     return loss_sum, count, params, opt_state
 
@@ -373,6 +457,10 @@ class Objective(NamedTuple):
     # arrays of another layout the step also takes (CBOW: padded contexts, as device batches)
     other_keys: tuple[str, ...] = ()
     cpu_steps_per_call: int = 16  # FitConfig.steps_per_call's default on a CPU
+    # FitConfig's defaults on a GPU or TPU: a batch large enough to keep the device busy (None:
+    # batch_size), and steps per call (the host never waits inside a call)
+    accelerator_batch_size: int | None = None
+    accelerator_steps_per_call: int = 256
 
 
 _WORD2VEC = dict(negatives=True, sparse=True, optimizer="sgd", min_lr=0.0001)
@@ -384,6 +472,10 @@ SKIPGRAM = Objective(
     functools.partial(_word2vec_update, _skipgram_context),
     lr=0.025,  # word2vec.c's and gensim's
     batch_size=4096,
+    # 16x the CPU's, with row_scale="auto"'s newton step: within 0.3 analogy points of the
+    # 4,096-pair run on corpus-en-11m (BENCHMARKS.md, section 7); 16 steps = 1M pairs a call
+    accelerator_batch_size=65536,
+    accelerator_steps_per_call=16,
     **_WORD2VEC,
 )
 CBOW = Objective(
@@ -401,6 +493,8 @@ CBOW = Objective(
     # Its steps are small: 64 a call ran 1.13-1.16x the words/s of 16, the same table (skip-gram:
     # 0.76-0.89x; BENCHMARKS.md, section 2).
     cpu_steps_per_call=64,
+    accelerator_batch_size=4096,  # 8x the CPU's, newton (BENCHMARKS.md, section 7)
+    accelerator_steps_per_call=64,
     **_WORD2VEC,
 )
 NEXT_TOKEN = Objective(

@@ -79,10 +79,12 @@ class TrainConfig:
     min_lr: float | None = None  # final learning rate, reached linearly (min_alpha)
     weight_decay: float = 0.0  # AdamW's decoupled weight decay
     update: str = "auto"  # "auto", "sparse" (rows the batch touches) or "dense" (whole table)
-    # word2vec, sparse: a row's summed gradient as is ("none"), divided by its contributions in
-    # the batch ("count"), by their square root ("sqrt"), or capped at row_cap contributions'
-    # worth ("cap"): for large batches (BENCHMARKS.md, section 2)
-    row_scale: str = "none"
+    # word2vec, sparse SGD: how a row's summed gradient in the step is applied: as is ("none"),
+    # divided by its contributions in the batch ("count"), their square root ("sqrt"), capped at
+    # row_cap contributions' worth ("cap"), or sized by the curvature of the step's loss along it
+    # ("newton", "implicit"; jaxembed.objectives._curvature_scales). "auto": "none" up to the
+    # objective's default batch size, "newton" above (objectives.row_scale; BENCHMARKS.md, 7)
+    row_scale: str = "auto"
     row_cap: int = 32
     context_length: int = 64  # next-token: positions in the position table (T)
     seed: int = 1  # initial table and noise-word draws
@@ -95,12 +97,19 @@ class TrainConfig:
         one_of("optimizer", self.optimizer, OPTIMIZERS)
         one_of("update", self.update, UPDATES)
         one_of("row_scale", self.row_scale, ob.ROW_SCALES)
-        if self.row_scale != "none" and not self.sparse:
+        if self.row_scale not in ("auto", "none") and not self.sparse:
             raise ParameterError(
                 f"row_scale={self.row_scale!r} scales the rows of a sparse word2vec step - use "
-                "update='sparse' (or 'auto' with optimizer='sgd'), or row_scale='none'",
+                "update='sparse' (or 'auto' with optimizer='sgd'), or row_scale='auto'",
                 "row_scale",
                 "update",
+            )
+        if self.row_scale in ob.CURVATURE_RULES and self.optimizer != "sgd":
+            raise ParameterError(
+                f"row_scale={self.row_scale!r} sizes SGD steps by the loss's curvature - use "
+                f"optimizer='sgd', or row_scale='auto' with optimizer={self.optimizer!r}",
+                "row_scale",
+                "optimizer",
             )
         for name in ("dim", "negative", "share_negatives", "context_length", "row_cap"):
             positive_int(name, getattr(self, name))

@@ -311,6 +311,59 @@ def test_steps_per_call_defaults_by_objective_and_a_resumed_run_keeps_its_own(co
     np.testing.assert_array_equal(resumed.table_VxD, whole.table_VxD)
 
 
+def test_a_gpu_or_tpu_gets_large_word2vec_batches_made_on_the_device_with_row_damping():
+    from jaxembed import objectives as ob
+
+    for backend in ("gpu", "tpu"):
+        for objective, batch, steps in (("skipgram", 65536, 16), ("cbow", 4096, 64)):
+            config = loop.FitConfig().for_objective(objective, backend=backend)
+            assert (config.batch_size, config.steps_per_call) == (batch, steps)
+            assert config.batches == "device"
+            assert ob.row_scale(TrainConfig(objective=objective), batch) == "newton"
+        text = loop.FitConfig().for_objective("next-token", backend=backend)
+        assert (text.batch_size, text.steps_per_call, text.batches) == (32, 256, "host")
+    cpu = loop.FitConfig().for_objective("skipgram", backend="cpu")
+    assert (cpu.batch_size, cpu.steps_per_call, cpu.batches) == (4096, 16, "host")
+    assert ob.row_scale(TrainConfig(), cpu.batch_size) == "none"
+    given = loop.FitConfig(batch_size=512, batches="host").for_objective("skipgram", "gpu")
+    assert (given.batch_size, given.batches) == (512, "host")
+
+
+def test_a_run_saved_with_row_scale_none_resumes_under_the_auto_default(corpus, tmp_path):
+    plain = TrainConfig(**{**vars(TRAIN), "row_scale": "none"})
+    assert TRAIN.row_scale == "auto"
+    whole = loop.fit([corpus], tmp_path / "whole", plain, FIT, progress=False)
+    part = tmp_path / "part"
+    loop.fit([corpus], part, plain, loop.FitConfig(**{**vars(FIT), "max_steps": 5}), progress=False)
+    resumed = loop.fit([corpus], part, TRAIN, FIT, resume=True, progress=False)
+    np.testing.assert_array_equal(resumed.table_VxD, whole.table_VxD)
+    # Where auto would pick another rule than the run's, the resume is refused.
+    newton = TrainConfig(**{**vars(TRAIN), "row_scale": "newton"})
+    other = tmp_path / "other"
+    loop.fit(
+        [corpus], other, plain, loop.FitConfig(**{**vars(FIT), "max_steps": 5}), progress=False
+    )
+    with pytest.raises(ValueError, match="row_scale: 'none' in the checkpoint, 'newton' now"):
+        loop.fit([corpus], other, newton, FIT, resume=True, progress=False)
+
+
+def test_a_diverging_large_batch_without_row_damping_names_row_scale(corpus, tmp_path, capsys):
+    from jaxembed import cli
+
+    wild = TrainConfig(dim=8, lr=1e30, min_lr=1e30, row_scale="none")
+    fit = loop.FitConfig(**{**vars(FIT), "batch_size": 4097})  # above skip-gram's default
+    with pytest.raises(ValueError, match="lower lr .*, or damp this large batch's rows with "
+                       "row_scale='auto'"):  # fmt: skip
+        loop.fit([corpus], tmp_path / "run", wild, fit, progress=False)
+    with pytest.raises(ValueError, match=r"lower lr \(now 1e\+30\); no checkpoint"):
+        loop.fit([corpus], tmp_path / "small", wild, FIT, progress=False)  # default-size batch
+    argv = [str(corpus), "--out", str(tmp_path / "cli"), "--dim", "8", "--lr", "1e30",
+            "--min-lr", "1e30", "--row-scale", "none", "--batch-size", "4097", "--window", "2",
+            "--min-count", "1", "--sample", "0", "--steps-per-call", "1", "--no-progress"]  # fmt: skip
+    assert cli.main(["train", *argv]) == 2
+    assert "damp this large batch's rows with --row-scale auto;" in capsys.readouterr().err
+
+
 def test_ns_exponent_shapes_the_noise_and_is_kept_with_the_run(corpus, tmp_path):
     from jaxembed import data
 

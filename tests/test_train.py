@@ -50,6 +50,14 @@ def _state(config, vocab=V, seed=1):
     return state.replace(params={**state.params, "out": out})
 
 
+def _random_state(config, vocab=V, scale=0.5):
+    """A word2vec state with both tables random and large: rows that curvature rules damp."""
+    state = tr.init_state(config, vocab)
+    shape = state.params["embed"].shape
+    embed, out = (jax.random.normal(jax.random.key(k), shape) * scale for k in (2, 3))
+    return state.replace(params={"embed": embed, "out": out})
+
+
 def _copy(state):
     return jax.tree.map(lambda x: jnp.array(x, copy=True), state)
 
@@ -357,12 +365,20 @@ def test_planted_groups_are_learned(objective, optimizer, lr):
     assert cos[same].mean() > cos[cross].mean() + 0.3, (cos[same].mean(), cos[cross].mean())
 
 
-@pytest.mark.parametrize("update", ["sparse", "dense"])
+@pytest.mark.parametrize("update", ["sparse", "dense", "sparse-newton"])
 @pytest.mark.parametrize("share", [1, 4])
 def test_cbow_flat_slots_give_the_same_loss_and_updates_as_the_padded_batch(update, share):
     from jaxembed.data import cbow_slots
 
-    config = tr.TrainConfig(objective="cbow", dim=D, share_negatives=share, update=update, lr=0.5)
+    update, _, rule = update.partition("-")
+    config = tr.TrainConfig(
+        objective="cbow",
+        dim=D,
+        share_negatives=share,
+        update=update,
+        lr=0.5,
+        row_scale=rule or "auto",
+    )
     padded = [_batch("cbow", seed) for seed in range(3)]
     flat = [
         {k: v for k, v in b.items() if "BxC" not in k}
@@ -415,6 +431,109 @@ def test_row_scale_divides_a_rows_summed_gradient_by_its_contributions(objective
 def test_row_scale_needs_the_sparse_step():
     with pytest.raises(ValueError, match="update='sparse'"):
         tr.TrainConfig(row_scale="count", update="dense")
+    with pytest.raises(ValueError, match="optimizer='sgd'"):
+        tr.TrainConfig(row_scale="newton", optimizer="adam", update="sparse")
+    assert ob.row_scale(tr.TrainConfig(update="dense"), 1 << 20) == "none"  # auto: nothing to do
+    assert ob.row_scale(tr.TrainConfig(optimizer="adam", update="sparse"), 1 << 20) == "none"
+
+
+def _whole_table_loss(config, state, batch):
+    """The skip-gram step's loss as a function of the whole tables, its noise words drawn as the
+    step draws them."""
+    alias = rows.alias_tables(_noise())
+    noise_GxK = ob.draw_noise(config, state, alias, batch["center_B"].shape[0])
+    weight_BxJ = losses.pair_weights(batch["center_B"], noise_GxK, batch["mask_B"])
+
+    def loss(embed, out):
+        return losses.negative_sampling_loss(
+            embed[batch["context_B"]],
+            out[batch["center_B"]],
+            out[noise_GxK],
+            weight_BxJ[:, 1:],
+            batch["mask_B"],
+        )
+
+    return loss
+
+
+@pytest.mark.parametrize("rule", ["newton", "implicit"])
+@pytest.mark.parametrize("share", [1, 2])
+def test_curvature_row_scales_step_along_the_gradient(rule, share):
+    """Each row r moves by -min(lr, 1/h) g (newton) or -lr g / (1 + lr h) (implicit), where g is
+    its summed gradient and h = g' H g / |g|^2, with g and H (the row's block of the Hessian)
+    from jax.grad and jax.hessian of the step's loss over the whole tables."""
+    vocab, dim, lr = 9, 4, 3.0
+    config = tr.TrainConfig(
+        dim=dim, lr=lr, min_lr=0.0, row_scale=rule, share_negatives=share, negative=3
+    )
+    rng = np.random.default_rng(3)
+    batch = {  # rows 0 and 1 in many pairs: their plain summed step overshoots
+        "center_B": np.array([0, 0, 0, 1, 0, 2, 3, 0], np.int32),
+        "context_B": np.array([1, 1, 4, 1, 5, 1, 6, 7], np.int32),
+        "mask_B": np.array([1, 1, 1, 1, 1, 1, 1, 0], np.float32),
+        "progress": np.float32(0.0),
+        "words": 8,
+    }
+    state = tr.init_state(config, vocab)
+    params = {name: jnp.asarray(rng.normal(0, 0.5, (vocab, dim)), jnp.float32) for name in "ab"}
+    state = state.replace(params={"embed": params["a"], "out": params["b"]})
+    loss = _whole_table_loss(config, state, batch)
+    new, _ = tr.make_train_step(config, _noise())(_copy(state), batch)
+    damped = 0
+    for arg, name in enumerate(("embed", "out")):
+        table = np.asarray(state.params[name], np.float64)
+        tables = (state.params["embed"], state.params["out"])
+        grad = np.asarray(jax.grad(loss, arg)(*tables))
+        hess = np.asarray(jax.hessian(loss, arg)(*tables), np.float64)  # V x D x V x D
+        want = table.copy()
+        for r in range(vocab):
+            g = grad[r]
+            if not np.any(g):
+                continue
+            h = g @ hess[r, :, r, :] @ g / (g @ g)
+            step = min(lr, 1.0 / h) if rule == "newton" else lr / (1.0 + lr * h)
+            damped += step < lr * 0.99
+            want[r] = table[r] - step * g
+        np.testing.assert_allclose(np.asarray(new.params[name]), want, rtol=2e-4, atol=1e-6)
+    assert damped >= 2  # the rule changed some rows (and the test would see it if it did not)
+
+
+def test_cbow_with_one_context_word_takes_skipgrams_newton_step():
+    """CBOW's mean of one context row is that row: with newton its step equals skip-gram's on the
+    same (centre, context) pairs, whose curvature the test above checks against jax.hessian."""
+    batch = _batch("skipgram", seed=4)
+    cbow_batch = {k: v for k, v in batch.items() if k != "context_B"}
+    cbow_batch |= {"context_BxC": batch["context_B"][:, None], "context_mask_BxC": np.ones((B, 1))}
+    tables = {}
+    for objective, rule, b in (
+        ("skipgram", "newton", batch),
+        ("cbow", "newton", cbow_batch),
+        ("cbow", "none", cbow_batch),
+    ):
+        config = tr.TrainConfig(objective=objective, dim=D, lr=4.0, row_scale=rule)
+        state, _ = tr.make_train_step(config, _noise())(_random_state(config), b)
+        tables[objective, rule] = jax.tree.map(np.asarray, state.params)
+    chex.assert_trees_all_close(
+        tables["cbow", "newton"], tables["skipgram", "newton"], rtol=1e-5, atol=1e-7
+    )
+    for name in ("embed", "out"):  # newton damped rows of both tables
+        assert not np.allclose(tables["cbow", "newton"][name], tables["cbow", "none"][name])
+
+
+@pytest.mark.parametrize("objective", ["skipgram", "cbow"])
+def test_auto_row_scale_is_plain_sgd_up_to_the_default_batch_and_newton_above(objective):
+    default = ob.get(objective).batch_size
+    for size, same_as in ((default, "none"), (2 * default, "newton")):
+        batch = _batch(objective, seed=5, batch=size, vocab=64)
+        tables = {}
+        for rule in ("auto", "none", "newton"):
+            config = tr.TrainConfig(objective=objective, dim=8, row_scale=rule, lr=0.5)
+            state = _random_state(config, vocab=64)
+            state, _ = tr.make_train_step(config, _noise(64))(state, batch)
+            tables[rule] = jax.tree.map(np.asarray, state.params)
+        chex.assert_trees_all_equal(tables["auto"], tables[same_as])
+        other = "newton" if same_as == "none" else "none"
+        assert not np.allclose(tables["auto"]["out"], tables[other]["out"]), (size, other)
 
 
 # ---------------------------------------------------------------------------- sharding
@@ -432,7 +551,7 @@ _SHARDED_SCRIPT = textwrap.dedent(
 
     results = {{}}
     for objective in {objectives}:
-        config = tr.TrainConfig(objective=objective, dim=D, lr=0.5)
+        config = tr.TrainConfig(objective=objective, dim=D, lr=0.5, **{train_extra})
         batches = [_batch(objective, seed, batch=16) for seed in range(3)]
         for name, mesh_shape, split in {meshes}:
             if mesh_shape is None:
@@ -460,9 +579,10 @@ _SHARDED_SCRIPT = textwrap.dedent(
 )
 
 
-def _run_script(tmp_path, setup, meshes, objectives, processes=1, env_extra=None):
+def _run_script(tmp_path, setup, meshes, objectives, processes=1, env_extra=None, train=None):
     out = tmp_path / "tables.json"
     script = _SHARDED_SCRIPT.format(
+        train_extra=train or {},
         setup=setup,
         tests=os.path.dirname(__file__),
         meshes=meshes,
@@ -495,8 +615,16 @@ def _assert_same_tables(results, reference):
             np.testing.assert_allclose(tables[k], base[k], rtol=1e-5, atol=1e-6, err_msg=name)
 
 
-@pytest.mark.parametrize("objective", ["skipgram", pytest.param("cbow", marks=pytest.mark.slow)])
-def test_eight_devices_give_the_same_table_as_one(tmp_path, objective):
+@pytest.mark.parametrize(
+    "objective, rule",
+    [
+        ("skipgram", "auto"),
+        ("skipgram", "newton"),  # the rule of large batches: its row totals span the mesh
+        pytest.param("cbow", "auto", marks=pytest.mark.slow),
+        pytest.param("cbow", "newton", marks=pytest.mark.slow),
+    ],
+)
+def test_eight_devices_give_the_same_table_as_one(tmp_path, objective, rule):
     meshes = [
         ("one", None, None),
         ("data8", (8, 1), "rows"),
@@ -505,7 +633,8 @@ def test_eight_devices_give_the_same_table_as_one(tmp_path, objective):
     ]
     env = {"XLA_FLAGS": "--xla_force_host_platform_device_count=8", "JAX_PLATFORMS": "cpu"}
     setup = "assert jax.device_count() == 8"
-    results = _run_script(tmp_path, setup, meshes, [objective], env_extra=env)
+    train = {"row_scale": rule}
+    results = _run_script(tmp_path, setup, meshes, [objective], env_extra=env, train=train)
     assert len(results) == 4
     _assert_same_tables(results, "one")
 

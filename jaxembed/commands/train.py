@@ -141,15 +141,16 @@ def register(subparsers) -> None:
         "--batch-size",
         type=int,
         default=None,
-        help="examples per step (default: the objective's: 4096 pairs for skipgram, 512 centres "
-        "for cbow, 32 sequences for next-token)",
+        help="examples per step (default on a CPU: 4096 pairs for skipgram, 512 centres for "
+        "cbow, 32 sequences for next-token; on a GPU or TPU 65536 pairs, 4096 centres; "
+        "--resume keeps the run's own)",
     )
     g.add_argument(
         "--steps-per-call",
         type=int,
         default=None,
-        help="steps in one jitted call (default: 16 on a CPU, 64 for cbow; 256 on a GPU or TPU; "
-        "--resume keeps the run's own)",
+        help="steps in one jitted call (default: 16, 64 for cbow; 256 for next-token on a GPU "
+        "or TPU; --resume keeps the run's own)",
     )
     g.add_argument(
         "--batches",
@@ -192,12 +193,14 @@ def register(subparsers) -> None:
     )
     g.add_argument(
         "--row-scale",
-        choices=("none", "count", "sqrt", "cap", "implicit", "implicit-bound"),
-        default="none",
-        help="word2vec, sparse: divide a row's summed gradient by its contributions in the batch "
-        "(count), their square root (sqrt), by contributions / --row-cap above --row-cap "
-        "(cap), or by 1 + lr x their summed curvature (implicit; implicit-bound: with "
-        "sigmoid' at its bound 1/4), for large --batch-size (BENCHMARKS.md)",
+        choices=("auto", "none", "count", "sqrt", "cap", "newton", "implicit"),
+        default="auto",
+        help="word2vec, sparse SGD: how a row's summed gradient in a batch is applied: as is "
+        "(none), divided by its contributions in the batch (count), their square root (sqrt), "
+        "by contributions / --row-cap above --row-cap (cap), or sized by the curvature of the "
+        "batch's loss along it (newton: at most a Newton step; implicit: lr / (1 + lr x "
+        "curvature)); auto: none up to the objective's default --batch-size, newton above it "
+        "(BENCHMARKS.md, section 7)",
     )
     g.add_argument("--row-cap", type=int, default=32, help="--row-scale cap's contributions")
     g.add_argument("--seed", type=int, default=1, help="random seed")
