@@ -11,7 +11,10 @@ bandwidth of the step's row traffic, to compare with the device's memory rooflin
 about 4.8 TB/s, a 2-core CPU a few GB/s): `row_bytes` counts, for each row a sparse step
 gathers (skip-gram: B context rows, B centre rows, ceil(B / G) * K noise rows), one read by the
 gather and one read and one write by the scatter-add, 4 bytes a float (dense steps move the
-whole tables instead and are reported the same way, as a floor).
+whole tables instead and are reported the same way, as a floor). `--row-scale` picks the
+large-batch rule (`TrainConfig.row_scale`; "auto", the default, is plain SGD up to 4,096 pairs and
+the newton step above): the line names the rule that ran; its GB/s count the same row traffic,
+so a newton step's extra passes over its row totals show as a lower figure.
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ import time
 import jax
 import numpy as np
 
+from jaxembed.objectives import row_scale
 from jaxembed.train import TrainConfig, init_state, make_train_step
 
 
@@ -73,19 +77,31 @@ def main() -> None:
     parser.add_argument(
         "--share-negatives", type=int, nargs="+", default=[1], help="pairs per draw of noise words"
     )
+    parser.add_argument(
+        "--row-scale", nargs="+", default=["auto"], help="TrainConfig.row_scale values to time"
+    )
     parser.add_argument("--repeats", type=int, default=5)
     args = parser.parse_args()
     print(
         f"jax {jax.__version__} on {jax.devices()[0].device_kind}, {jax.device_count()} device(s)"
     )
     grid = itertools.product(
-        args.optimizer, args.vocab, args.dim, args.batch, args.update, args.share_negatives
+        args.optimizer,
+        args.vocab,
+        args.dim,
+        args.batch,
+        args.update,
+        args.share_negatives,
+        args.row_scale,
     )
-    for optimizer, vocab_size, dim, batch, update, share in grid:
-        config = TrainConfig(dim=dim, update=update, optimizer=optimizer, share_negatives=share)
+    for optimizer, vocab_size, dim, batch, update, share, rule in grid:
+        config = TrainConfig(
+            dim=dim, update=update, optimizer=optimizer, share_negatives=share, row_scale=rule
+        )
         seconds = time_step(config, vocab_size, batch, args.steps, args.repeats)
         print(
-            f"{optimizer:5s} {update:6s} V={vocab_size:6d} D={dim:4d} B={batch:7d} G={share:4d}: "
+            f"{optimizer:5s} {update:6s} V={vocab_size:6d} D={dim:4d} B={batch:7d} G={share:4d} "
+            f"{row_scale(config, batch):6s}: "
             f"{seconds * 1e3:8.2f} ms/step {batch / seconds / 1e6:7.3f} M pairs/s "
             f"{row_bytes(config, batch) / seconds / 1e9:7.2f} GB/s of rows",
             flush=True,

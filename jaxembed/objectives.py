@@ -28,6 +28,7 @@ rates far above word2vec's (BENCHMARKS.md has the measurements).
 from __future__ import annotations
 
 import functools
+import itertools
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any, NamedTuple
 
@@ -141,8 +142,12 @@ def _cbow_context(embed_VxD, batch):
     return ids_L, v_BxD, spread, mask_L, center_L
 
 
-ROW_SCALES = ("auto", "none", "count", "sqrt", "cap", "newton", "implicit")
-CURVATURE_RULES = ("newton", "implicit")  # row_scale rules that size SGD steps by curvature
+ROW_SCALES = ("auto", "none", "count", "sqrt", "cap", "newton", "joint", "implicit")
+CURVATURE_RULES = (
+    "newton",
+    "joint",
+    "implicit",
+)  # row_scale rules that size SGD steps by curvature
 
 
 def row_scale(config: Any, batch_size: int) -> str:
@@ -202,7 +207,10 @@ class _Pairs(NamedTuple):
     u_neg_GxKxD: jax.Array  # the noise rows of each group of pairs (G = B with one draw a pair)
     noise_GxK: jax.Array
     center_B: jax.Array
-    bend_BxJ: jax.Array  # weight * sigmoid'(score) of the centre (j = 0) and each noise word
+    # weight * sigmoid'(score) of the centre (j = 0) and each noise word, as the input row's
+    # and as the output row's curvature ("joint": each times its share, `_joint_bends`)
+    in_bend_BxJ: jax.Array
+    out_bend_BxJ: jax.Array
 
 
 def _bends(v_BxD, u_pos_BxD, u_neg_GxKxD, weight_BxJ):
@@ -217,12 +225,67 @@ def _bends(v_BxD, u_pos_BxD, u_neg_GxKxD, weight_BxJ):
     return weight_BxJ * sigma_BxJ * (1.0 - sigma_BxJ)
 
 
-def _totals(rows, ids, grads):
-    """Each row's summed gradient in the step (V x D) from the pieces of a table's gradient."""
-    total_VxD = jnp.zeros((rows, grads[0].shape[-1]), jnp.float32)
-    for ids_N, grad_NxD in zip(ids, grads, strict=True):
-        total_VxD = total_VxD.at[ids_N].add(grad_NxD, mode="promise_in_bounds")
-    return total_VxD
+def _joint_bends(v_BxD, u_pos_BxD, u_neg_GxKxD, bend_BxJ):
+    """The bends of rule "joint": both rows of a score s = u . v move in the same step, so where
+    each took its own Newton step, s would move twice as far as the minimum of its loss. The
+    step of least norm that moves s to it splits the move between them as |u|^2 : |v|^2, which
+    is each row's own Newton step with the bend times (|u|^2 + |v|^2) / |x|^2, x the other row.
+
+    Returns:
+      (the input rows' bends, the output rows' bends), B x J.
+    """
+    batch = v_BxD.shape[0]
+    groups, negative, _ = u_neg_GxKxD.shape
+    v_sq_Bx1 = jnp.sum(v_BxD * v_BxD, axis=-1)[:, None]
+    u_neg_sq_GxPxK = jnp.broadcast_to(
+        jnp.sum(u_neg_GxKxD * u_neg_GxKxD, axis=-1)[:, None, :],
+        (groups, batch // groups, negative),
+    )
+    u_sq_BxJ = jnp.concatenate(
+        [jnp.sum(u_pos_BxD * u_pos_BxD, axis=-1)[:, None], u_neg_sq_GxPxK.reshape(batch, -1)],
+        axis=1,
+    )
+    total_BxJ = u_sq_BxJ + v_sq_Bx1
+
+    def share(of):  # total / of where of > 0: a zero row's own term is zero anyway
+        return jnp.where(of > 0, total_BxJ / jnp.where(of > 0, of, 1.0), 1.0)
+
+    return bend_BxJ * share(u_sq_BxJ), bend_BxJ * share(jnp.broadcast_to(v_sq_Bx1, u_sq_BxJ.shape))
+
+
+class _RowSums(NamedTuple):
+    """A table's gradient summed per row over the step, in slots: the rows themselves (V x D)
+    where the step has at least as many occurrences as the table rows, else one slot per
+    occurrence (sorted IDs), so that a large vocabulary costs nothing extra."""
+
+    slot_N: jax.Array  # each occurrence's slot (the pieces of the gradient, concatenated)
+    sums_SxD: jax.Array  # each slot's summed gradient (unused slots: 0)
+    sizes: tuple[int, ...]  # the pieces' lengths
+
+    def per_occurrence(self) -> tuple[jax.Array, ...]:
+        """Each occurrence's row total, in the gradient's pieces."""
+        return _split(self.sums_SxD.at[self.slot_N].get(mode="promise_in_bounds"), self.sizes)
+
+    def per_slot(self, x_N: jax.Array) -> jax.Array:
+        """x summed over each slot's occurrences."""
+        slots = self.sums_SxD.shape[0]
+        return jax.ops.segment_sum(x_N, self.slot_N, num_segments=slots)
+
+
+def _split(x_N, sizes):
+    return tuple(jnp.split(x_N, list(itertools.accumulate(sizes))[:-1]))
+
+
+def _row_sums(rows: int, ids, grads) -> _RowSums:
+    ids_N = jnp.concatenate(ids)
+    n = ids_N.shape[0]
+    if rows <= n:  # a dense V x D total is the cheaper (no sort)
+        slot_N, slots = ids_N, rows
+    else:
+        _, slot_N = jnp.unique(ids_N, size=n, fill_value=0, return_inverse=True)
+        slot_N, slots = slot_N.reshape(n), n
+    sums_SxD = jax.ops.segment_sum(jnp.concatenate(grads), slot_N, num_segments=slots)
+    return _RowSums(slot_N, sums_SxD, tuple(i.shape[0] for i in ids))
 
 
 def _input_bends(p: _Pairs, g_NxD, pairs_N):
@@ -234,34 +297,42 @@ def _input_bends(p: _Pairs, g_NxD, pairs_N):
         pos_N = jnp.sum(g_NxD * p.u_pos_BxD, axis=-1)
         neg_GxPxK = jnp.einsum("gpd,gkd->gpk", g_NxD.reshape(groups, -1, dim), p.u_neg_GxKxD)
         neg_NxK = neg_GxPxK.reshape(batch, -1)
-        bend_NxJ = p.bend_BxJ
+        bend_NxJ = p.in_bend_BxJ
     else:
         u_pos_NxD = p.u_pos_BxD.at[pairs_N].get(mode="promise_in_bounds")
         u_neg_NxKxD = p.u_neg_GxKxD.at[pairs_N // (batch // groups)].get(mode="promise_in_bounds")
         pos_N = jnp.sum(g_NxD * u_pos_NxD, axis=-1)
         neg_NxK = jnp.einsum("nkd,nd->nk", u_neg_NxKxD, g_NxD)
-        bend_NxJ = p.bend_BxJ.at[pairs_N].get(mode="promise_in_bounds")
+        bend_NxJ = p.in_bend_BxJ.at[pairs_N].get(mode="promise_in_bounds")
     proj_NxJ = jnp.concatenate([pos_N[:, None], neg_NxK], axis=1)
     return jnp.sum(bend_NxJ * proj_NxJ * proj_NxJ, axis=1)
 
 
-def _output_bends(p: _Pairs, total_VxD, share_one: bool):
+def _output_bends(p: _Pairs, totals):
     """g' H g of each output occurrence, pieces as the output gradient's: the centre row of each
-    pair, bend (v . g)^2, and each noise row, summed over the pairs of its group that score it."""
+    pair, bend (v . g)^2, and each noise row, summed over the pairs of its group that score it.
+
+    Args:
+      totals: each occurrence's row total (`_RowSums.per_occurrence`): one piece of B x J (a
+        draw per pair: centre, then noise words) or two (centres, then G x K noise rows).
+    """
     batch, dim = p.v_BxD.shape
-    groups = p.u_neg_GxKxD.shape[0]
-    g_pos_BxD = total_VxD.at[p.center_B].get(mode="promise_in_bounds")
-    pos_B = p.bend_BxJ[:, 0] * jnp.square(jnp.sum(p.v_BxD * g_pos_BxD, axis=-1))
-    g_neg_GxKxD = total_VxD.at[p.noise_GxK].get(mode="promise_in_bounds")
+    groups, negative, _ = p.u_neg_GxKxD.shape
+    if len(totals) == 1:
+        g_BxJxD = totals[0].reshape(batch, 1 + negative, dim)
+        g_pos_BxD, g_neg_GxKxD = g_BxJxD[:, 0], g_BxJxD[:, 1:]
+    else:
+        g_pos_BxD, g_neg_GxKxD = totals[0], totals[1].reshape(groups, negative, dim)
+    pos_B = p.out_bend_BxJ[:, 0] * jnp.square(jnp.sum(p.v_BxD * g_pos_BxD, axis=-1))
     proj_GxPxK = jnp.einsum("gpd,gkd->gpk", p.v_BxD.reshape(groups, -1, dim), g_neg_GxKxD)
-    bend_GxPxK = p.bend_BxJ[:, 1:].reshape(proj_GxPxK.shape)
+    bend_GxPxK = p.out_bend_BxJ[:, 1:].reshape(proj_GxPxK.shape)
     neg_GxK = jnp.sum(bend_GxPxK * proj_GxPxK * proj_GxPxK, axis=1)
-    if share_one:  # one piece, as the gradient: each pair's centre, then its noise words
+    if len(totals) == 1:  # as the gradient: each pair's centre, then its noise words
         return (jnp.concatenate([pos_B[:, None], neg_GxK], axis=1).reshape(-1),)
     return (pos_B, neg_GxK.reshape(-1))
 
 
-def _curvature_scales(rule, lr, rows, ids, total_VxD, bends):
+def _curvature_scales(rule, lr, sums: _RowSums, bends):
     """Per-occurrence factors of the curvature rules of `TrainConfig.row_scale`.
 
     A row whose summed gradient in the step is g moves by -lr g under plain SGD. Along g, the
@@ -274,25 +345,22 @@ def _curvature_scales(rule, lr, rows, ids, total_VxD, bends):
     it by -lr g / (1 + lr h), the implicit (proximal) step along g: it damps every row a little.
 
     Args:
-      rule: "newton" or "implicit".
+      rule: "newton", "joint" or "implicit".
       lr: the step's learning rate.
-      ids: the pieces of the table's gradient rows' IDs.
-      total_VxD: `_totals` of the table's gradient.
-      bends: each occurrence's g' H_o g (pieces as `ids`).
+      sums: `_row_sums` of the table's gradient.
+      bends: each occurrence's g' H_o g (pieces as the gradient's).
 
     Returns:
-      A tuple of (N,) factors matching `ids`.
+      A tuple of (N,) factors matching the gradient's pieces.
     """
-    quad_V = jnp.zeros(rows, jnp.float32)
-    for ids_N, bend_N in zip(ids, bends, strict=True):
-        quad_V = quad_V.at[ids_N].add(bend_N, mode="promise_in_bounds")
-    norm_V = jnp.sum(total_VxD * total_VxD, axis=-1)
-    h_V = quad_V / jnp.where(norm_V > 0, norm_V, 1.0)
-    if rule == "newton":
-        scale_V = 1.0 / jnp.maximum(1.0, lr * h_V)
+    quad_S = sums.per_slot(jnp.concatenate(bends))
+    norm_S = jnp.sum(sums.sums_SxD * sums.sums_SxD, axis=-1)
+    h_S = quad_S / jnp.where(norm_S > 0, norm_S, 1.0)
+    if rule in ("newton", "joint"):
+        scale_S = 1.0 / jnp.maximum(1.0, lr * h_S)
     else:
-        scale_V = 1.0 / (1.0 + lr * h_V)
-    return tuple(scale_V.at[ids_N].get(mode="promise_in_bounds") for ids_N in ids)
+        scale_S = 1.0 / (1.0 + lr * h_S)
+    return _split(scale_S.at[sums.slot_N].get(mode="promise_in_bounds"), sums.sizes)
 
 
 def _scaled(grads, scales):
@@ -331,15 +399,17 @@ def _word2vec_sparse(
     in_ids = (in_ids.reshape(-1),)
     rows = embed.shape[0]
     if rule in CURVATURE_RULES:
-        bend_BxJ = _bends(v_BxD, u_pos_BxD, u_neg_GxKxD, weight_BxJ)
-        pairs = _Pairs(v_BxD, u_pos_BxD, u_neg_GxKxD, noise_GxK, center_B, bend_BxJ)
-        in_total, out_total = _totals(rows, in_ids, grad_in), _totals(rows, out_ids, grad_u)
-        g_in = in_total.at[in_ids[0]].get(mode="promise_in_bounds")
+        bends = (_bends(v_BxD, u_pos_BxD, u_neg_GxKxD, weight_BxJ),) * 2
+        if rule == "joint":
+            bends = _joint_bends(v_BxD, u_pos_BxD, u_neg_GxKxD, bends[0])
+        pairs = _Pairs(v_BxD, u_pos_BxD, u_neg_GxKxD, noise_GxK, center_B, *bends)
+        in_sums, out_sums = _row_sums(rows, in_ids, grad_in), _row_sums(rows, out_ids, grad_u)
+        (g_in,) = in_sums.per_occurrence()
         in_pairs = None if in_pairs is None else in_pairs.reshape(-1)
         in_bends = (in_weights.reshape(-1) * _input_bends(pairs, g_in, in_pairs),)
-        out_bends = _output_bends(pairs, out_total, config.share_negatives == 1)
-        grad_in = _scaled(grad_in, _curvature_scales(rule, lr, rows, in_ids, in_total, in_bends))
-        grad_u = _scaled(grad_u, _curvature_scales(rule, lr, rows, out_ids, out_total, out_bends))
+        out_bends = _output_bends(pairs, out_sums.per_occurrence())
+        grad_in = _scaled(grad_in, _curvature_scales(rule, lr, in_sums, in_bends))
+        grad_u = _scaled(grad_u, _curvature_scales(rule, lr, out_sums, out_bends))
     elif rule != "none":
         counting = (rule, config.row_cap)
         grad_in = _scaled(grad_in, _row_scales(counting, rows, in_ids, (in_weights.reshape(-1),)))

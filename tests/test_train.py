@@ -437,10 +437,10 @@ def test_row_scale_needs_the_sparse_step():
     assert ob.row_scale(tr.TrainConfig(optimizer="adam", update="sparse"), 1 << 20) == "none"
 
 
-def _whole_table_loss(config, state, batch):
+def _whole_table_loss(config, state, batch, noise):
     """The skip-gram step's loss as a function of the whole tables, its noise words drawn as the
     step draws them."""
-    alias = rows.alias_tables(_noise())
+    alias = rows.alias_tables(noise)
     noise_GxK = ob.draw_noise(config, state, alias, batch["center_B"].shape[0])
     weight_BxJ = losses.pair_weights(batch["center_B"], noise_GxK, batch["mask_B"])
 
@@ -458,11 +458,12 @@ def _whole_table_loss(config, state, batch):
 
 @pytest.mark.parametrize("rule", ["newton", "implicit"])
 @pytest.mark.parametrize("share", [1, 2])
-def test_curvature_row_scales_step_along_the_gradient(rule, share):
+@pytest.mark.parametrize("vocab", [9, 40])  # row totals: V x D for the output rows; by slot
+def test_curvature_row_scales_step_along_the_gradient(rule, share, vocab):
     """Each row r moves by -min(lr, 1/h) g (newton) or -lr g / (1 + lr h) (implicit), where g is
     its summed gradient and h = g' H g / |g|^2, with g and H (the row's block of the Hessian)
     from jax.grad and jax.hessian of the step's loss over the whole tables."""
-    vocab, dim, lr = 9, 4, 3.0
+    dim, lr = 4, 3.0
     config = tr.TrainConfig(
         dim=dim, lr=lr, min_lr=0.0, row_scale=rule, share_negatives=share, negative=3
     )
@@ -477,8 +478,8 @@ def test_curvature_row_scales_step_along_the_gradient(rule, share):
     state = tr.init_state(config, vocab)
     params = {name: jnp.asarray(rng.normal(0, 0.5, (vocab, dim)), jnp.float32) for name in "ab"}
     state = state.replace(params={"embed": params["a"], "out": params["b"]})
-    loss = _whole_table_loss(config, state, batch)
-    new, _ = tr.make_train_step(config, _noise())(_copy(state), batch)
+    loss = _whole_table_loss(config, state, batch, _noise(vocab))
+    new, _ = tr.make_train_step(config, _noise(vocab))(_copy(state), batch)
     damped = 0
     for arg, name in enumerate(("embed", "out")):
         table = np.asarray(state.params[name], np.float64)
@@ -496,6 +497,31 @@ def test_curvature_row_scales_step_along_the_gradient(rule, share):
             want[r] = table[r] - step * g
         np.testing.assert_allclose(np.asarray(new.params[name]), want, rtol=2e-4, atol=1e-6)
     assert damped >= 2  # the rule changed some rows (and the test would see it if it did not)
+
+
+@pytest.mark.parametrize("rule, moves", [("newton", 2.0), ("joint", 1.0)])
+def test_joint_moves_a_lone_score_to_its_newton_point_where_newton_moves_it_twice_as_far(
+    rule, moves
+):
+    """One pair, its noise words all equal to its centre (so skipped): one score s = u . v and
+    its loss softplus(-s), whose Newton step on s is 1/sigma(s). At a learning rate far above it,
+    each row's own Newton step moves s that far (newton: twice, both rows moving), joint's split
+    moves it once (to first order in the step)."""
+    noise = np.array([1.0, 0.0, 0.0, 0.0])
+    config = tr.TrainConfig(dim=3, lr=100.0, min_lr=0.0, row_scale=rule, share_negatives=1)
+    state = _random_state(config, vocab=4)
+    batch = {
+        "center_B": np.array([0], np.int32),
+        "context_B": np.array([1], np.int32),
+        "mask_B": np.ones(1, np.float32),
+        "progress": np.float32(0.0),
+        "words": 1,
+    }
+    v, u = np.asarray(state.params["embed"][1]), np.asarray(state.params["out"][0])
+    new, _ = tr.make_train_step(config, noise)(_copy(state), batch)
+    dv, du = np.asarray(new.params["embed"][1]) - v, np.asarray(new.params["out"][0]) - u
+    sigma = 1.0 / (1.0 + np.exp(-(u @ v)))
+    np.testing.assert_allclose(u @ dv + v @ du, moves / sigma, rtol=1e-4)
 
 
 def test_cbow_with_one_context_word_takes_skipgrams_newton_step():

@@ -193,7 +193,7 @@ def register(subparsers) -> None:
     )
     g.add_argument(
         "--row-scale",
-        choices=("auto", "none", "count", "sqrt", "cap", "newton", "implicit"),
+        choices=("auto", "none", "count", "sqrt", "cap", "newton", "joint", "implicit"),
         default="auto",
         help="word2vec, sparse SGD: how a row's summed gradient in a batch is applied: as is "
         "(none), divided by its contributions in the batch (count), their square root (sqrt), "
