@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 from jaxembed import data, loop
+from jaxembed import objectives as ob
 from jaxembed.corpus import corpus_from_ids
 from jaxembed.device_batches import DeviceBatches
 from jaxembed.train import TrainConfig
@@ -168,6 +169,24 @@ def test_device_batches_train_like_host_batches_and_resume_bit_exact(tmp_path, o
         assert resumed[key] == whole[key], key
     with pytest.raises(ValueError, match="other settings .*batches"):
         loop.fit([path], part, train, fit, resume=True, progress=False)
+
+
+@pytest.mark.parametrize("objective", ["skipgram", "cbow"])
+def test_device_batches_above_the_default_size_take_newton_steps(tmp_path, objective):
+    """What a GPU runs: device batches (CBOW in the padded layout) larger than the objective's
+    CPU default, where row_scale="auto" is newton."""
+    lines = [" ".join(f"w{(i * 7 + j) % 30}" for j in range(9)) for i in range(400)]
+    (tmp_path / "c.txt").write_text("\n".join(lines) + "\n")
+    batch = ob.get(objective).batch_size + 1
+    fit = loop.FitConfig(window=2, sample=0.0, min_count=1, epochs=2, batch_size=batch)
+    fit = loop.FitConfig(**{**vars(fit), "steps_per_call": 2, "batches": "device"})
+    tables = {}
+    for rule in ("auto", "newton"):
+        train = TrainConfig(objective=objective, dim=8, seed=3, row_scale=rule)
+        result = loop.fit([tmp_path / "c.txt"], tmp_path / rule, train, fit, progress=False)
+        assert np.isfinite(result.summary["loss"]) and result.summary["steps"] >= 4
+        tables[rule] = result.table_VxD
+    np.testing.assert_array_equal(tables["auto"], tables["newton"])
 
 
 def test_one_step_per_call_and_the_cli_flag(tmp_path):
