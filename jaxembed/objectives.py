@@ -143,11 +143,8 @@ def _cbow_context(embed_VxD, batch):
 
 
 ROW_SCALES = ("auto", "none", "count", "sqrt", "cap", "newton", "joint", "implicit")
-CURVATURE_RULES = (
-    "newton",
-    "joint",
-    "implicit",
-)  # row_scale rules that size SGD steps by curvature
+# The row_scale rules that size SGD steps by the curvature of the step's loss.
+CURVATURE_RULES = ("newton", "joint", "implicit")
 
 
 def row_scale(config: Any, batch_size: int) -> str:

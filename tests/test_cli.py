@@ -1,5 +1,6 @@
 """Tests for jaxembed.cli: library errors shown with the command's flags, shared defaults."""
 
+import argparse
 import dataclasses
 import re
 
@@ -168,3 +169,28 @@ def test_the_console_script_turns_on_the_compilation_cache(monkeypatch, tmp_path
     monkeypatch.setenv("JAX_COMPILATION_CACHE_DIR", "/elsewhere")  # the user's choice wins
     cli.run()
     assert os.environ["JAX_COMPILATION_CACHE_DIR"] == "/elsewhere"
+
+
+def test_train_flag_choices_are_the_librarys():
+    """`jaxembed train`'s parser spells out its choices (its module skips importing the library
+    so that --help is fast): they must stay the library's."""
+    from jaxembed import corpus, loop
+    from jaxembed import mesh as jm
+    from jaxembed import objectives as ob
+    from jaxembed import train as tr
+    from jaxembed.commands import train as train_command
+
+    parser = argparse.ArgumentParser()
+    train_command.register(parser.add_subparsers(dest="command"))
+    (commands,) = (a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    actions = commands.choices["train"]._actions
+    choices = {a.option_strings[0]: tuple(a.choices) for a in actions if a.choices}
+    assert choices == {
+        "--sg": (0, 1),  # gensim's spelling of --objective
+        "--tokenizer": corpus.TOKENIZERS,
+        "--batches": loop.BATCHES,
+        "--optimizer": tr.OPTIMIZERS,
+        "--update": tr.UPDATES,
+        "--row-scale": ob.ROW_SCALES,
+        "--split": jm.SPLITS,
+    }

@@ -198,9 +198,9 @@ def register(subparsers) -> None:
         help="word2vec, sparse SGD: how a row's summed gradient in a batch is applied: as is "
         "(none), divided by its contributions in the batch (count), their square root (sqrt), "
         "by contributions / --row-cap above --row-cap (cap), or sized by the curvature of the "
-        "batch's loss along it (newton: at most a Newton step; implicit: lr / (1 + lr x "
-        "curvature)); auto: none up to the objective's default --batch-size, newton above it "
-        "(BENCHMARKS.md, section 7)",
+        "batch's loss along it (newton: at most a Newton step; joint: both rows of a score "
+        "share its Newton step; implicit: lr / (1 + lr x curvature)); auto: none up to the "
+        "objective's default --batch-size, newton above it (BENCHMARKS.md, section 7)",
     )
     g.add_argument("--row-cap", type=int, default=32, help="--row-scale cap's contributions")
     g.add_argument("--seed", type=int, default=1, help="random seed")
