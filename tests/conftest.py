@@ -1,8 +1,11 @@
-"""Shared test settings: strict shapes, as equinox does."""
+"""Shared test settings: strict shapes, as equinox does, and exact float32 products."""
 
 import jax
 
 jax.config.update("jax_numpy_rank_promotion", "raise")
+# On a GPU or TPU, float32 matrix products default to TF32 or bfloat16 passes; the tests compare
+# steps with closed forms and autodiff to float32 accuracy (a CPU is always exact).
+jax.config.update("jax_default_matmul_precision", "highest")
 
 
 def random_corpus_file(directory, n_words: int, n_lines: int, line_words: int):

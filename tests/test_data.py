@@ -208,6 +208,18 @@ def test_same_seed_same_batches_other_seed_or_epoch_others(objective):
         assert not np.array_equal(real_rows(other, key), real_rows(first, key))
 
 
+@pytest.mark.parametrize("n", [1, 2, 1000, 123457])
+def test_the_int32_shuffle_is_numpys_permutation(n):
+    """The host stream shuffles a chunk with rng.shuffle of int32 indices: the same order, and
+    the same generator state after, as rng.permutation (which the stream used before), so runs
+    made with either resume into the same batches."""
+    a, b = np.random.default_rng([3, 1, 4]), np.random.default_rng([3, 1, 4])
+    order = np.arange(n, dtype=np.int32)
+    b.shuffle(order)
+    np.testing.assert_array_equal(order, a.permutation(n))
+    assert a.random() == b.random()
+
+
 @pytest.mark.parametrize("objective", BATCHES)
 def test_start_batch_gives_the_tail_of_the_full_stream(objective):
     corpus, make = random_corpus(n_sentences=60), BATCHES[objective]
