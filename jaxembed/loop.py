@@ -125,8 +125,8 @@ class FitConfig:
         config, record = self, ob.get(objective)
         accelerator = (backend or jax.default_backend()) in ("gpu", "tpu")
         if config.batch_size is None:
-            size = accelerator and record.accelerator_batch_size or record.batch_size
-            config = dataclasses.replace(config, batch_size=size)
+            size = record.accelerator_batch_size if accelerator else None
+            config = dataclasses.replace(config, batch_size=size or record.batch_size)
         if config.steps_per_call is None:
             calls = record.accelerator_steps_per_call if accelerator else record.cpu_steps_per_call
             config = dataclasses.replace(config, steps_per_call=calls)
@@ -383,10 +383,10 @@ def _train(
                 if checkpoints.latest_step() is not None
                 else "no checkpoint was written yet: start again"
             )
-            damp = ""
-            if train_config.sparse and ob.row_scale(train_config, config.batch_size) == "none":
-                if config.batch_size > objective.batch_size:
-                    damp = ", or damp this large batch's rows with row_scale='auto'"
+            damp = ""  # a sparse SGD step larger than the default, with plain summed rows
+            plain = ob.row_scale(train_config, config.batch_size) == "none"
+            if train_config.sparse and plain and config.batch_size > objective.batch_size:
+                damp = ", or damp this large batch's rows with row_scale='auto'"
             raise ParameterError(
                 f"the loss became {loss_sum} at step {run.step + n_steps} (epoch "
                 f"{run.epoch + 1}) - lower lr (now {train_config.lr}){damp}; {where}",

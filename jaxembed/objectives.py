@@ -168,7 +168,7 @@ def row_scale(config: Any, batch_size: int) -> str:
     return "none" if batch_size <= get(config.objective).batch_size else "newton"
 
 
-def _row_scales(rule, rows, ids, weights):
+def _row_scales(rule, slots: _Slots, weights):
     """Per-occurrence factors of the counting rules of `TrainConfig.row_scale`: a row's summed
     gradient is divided by its number of contributions c in the batch ("count": their mean), by
     sqrt(c) ("sqrt"), or by c / row_cap where c exceeds `TrainConfig.row_cap` ("cap": at most
@@ -176,24 +176,21 @@ def _row_scales(rule, rows, ids, weights):
 
     Args:
       rule: ("count" | "sqrt" | "cap", row_cap).
-      ids, weights: tuples of pieces: the IDs a table's gradient rows belong to, and how many
-        pair gradients each occurrence carries (0 for padding).
+      slots: `_slots` of the table's gradient rows.
+      weights: how many pair gradients each occurrence carries (0 for padding), in pieces.
 
     Returns:
-      A tuple of (N,) factors matching `ids`.
+      A tuple of (N,) factors matching the gradient's pieces.
     """
     name, row_cap = rule
-    count_V = jnp.zeros(rows, jnp.float32)
-    for ids_N, weight_N in zip(ids, weights, strict=True):
-        count_V = count_V.at[ids_N].add(weight_N, mode="promise_in_bounds")
-    count_V = jnp.maximum(count_V, 1.0)
+    count_S = jnp.maximum(slots.sum(jnp.concatenate(weights)), 1.0)
     if name == "count":
-        scale_V = 1.0 / count_V
+        scale_S = 1.0 / count_S
     elif name == "sqrt":
-        scale_V = jax.lax.rsqrt(count_V)
+        scale_S = jax.lax.rsqrt(count_S)
     else:
-        scale_V = jnp.minimum(1.0, row_cap / count_V)
-    return tuple(scale_V.at[ids_N].get(mode="promise_in_bounds") for ids_N in ids)
+        scale_S = jnp.minimum(1.0, row_cap / count_S)
+    return slots.spread(scale_S)
 
 
 class _Pairs(NamedTuple):
@@ -202,8 +199,6 @@ class _Pairs(NamedTuple):
     v_BxD: jax.Array  # each pair's input vector
     u_pos_BxD: jax.Array  # its centre word's output row
     u_neg_GxKxD: jax.Array  # the noise rows of each group of pairs (G = B with one draw a pair)
-    noise_GxK: jax.Array
-    center_B: jax.Array
     # weight * sigmoid'(score) of the centre (j = 0) and each noise word, as the input row's
     # and as the output row's curvature ("joint": each times its share, `_joint_bends`)
     in_bend_BxJ: jax.Array
@@ -250,39 +245,33 @@ def _joint_bends(v_BxD, u_pos_BxD, u_neg_GxKxD, bend_BxJ):
     return bend_BxJ * share(u_sq_BxJ), bend_BxJ * share(jnp.broadcast_to(v_sq_Bx1, u_sq_BxJ.shape))
 
 
-class _RowSums(NamedTuple):
-    """A table's gradient summed per row over the step, in slots: the rows themselves (V x D)
-    where the step has at least as many occurrences as the table rows, else one slot per
-    occurrence (sorted IDs), so that a large vocabulary costs nothing extra."""
+class _Slots(NamedTuple):
+    """Where each occurrence of a table's gradient rows is summed in a step: the rows themselves
+    (V slots) where the step has at least as many occurrences as the table has rows, else one
+    slot per occurrence (sorted IDs), so that a large vocabulary costs nothing extra."""
 
     slot_N: jax.Array  # each occurrence's slot (the pieces of the gradient, concatenated)
-    sums_SxD: jax.Array  # each slot's summed gradient (unused slots: 0)
+    slots: int
     sizes: tuple[int, ...]  # the pieces' lengths
 
-    def per_occurrence(self) -> tuple[jax.Array, ...]:
-        """Each occurrence's row total, in the gradient's pieces."""
-        return _split(self.sums_SxD.at[self.slot_N].get(mode="promise_in_bounds"), self.sizes)
+    def sum(self, x_N: jax.Array) -> jax.Array:
+        """x summed over each slot's occurrences (slots past the distinct rows: 0)."""
+        return jax.ops.segment_sum(x_N, self.slot_N, num_segments=self.slots)
 
-    def per_slot(self, x_N: jax.Array) -> jax.Array:
-        """x summed over each slot's occurrences."""
-        slots = self.sums_SxD.shape[0]
-        return jax.ops.segment_sum(x_N, self.slot_N, num_segments=slots)
-
-
-def _split(x_N, sizes):
-    return tuple(jnp.split(x_N, list(itertools.accumulate(sizes))[:-1]))
+    def spread(self, x_S: jax.Array) -> tuple[jax.Array, ...]:
+        """Each occurrence's slot value, in the gradient's pieces."""
+        x_N = x_S.at[self.slot_N].get(mode="promise_in_bounds")
+        return tuple(jnp.split(x_N, list(itertools.accumulate(self.sizes))[:-1]))
 
 
-def _row_sums(rows: int, ids, grads) -> _RowSums:
+def _slots(rows: int, ids) -> _Slots:
     ids_N = jnp.concatenate(ids)
     n = ids_N.shape[0]
-    if rows <= n:  # a dense V x D total is the cheaper (no sort)
-        slot_N, slots = ids_N, rows
-    else:
-        _, slot_N = jnp.unique(ids_N, size=n, fill_value=0, return_inverse=True)
-        slot_N, slots = slot_N.reshape(n), n
-    sums_SxD = jax.ops.segment_sum(jnp.concatenate(grads), slot_N, num_segments=slots)
-    return _RowSums(slot_N, sums_SxD, tuple(i.shape[0] for i in ids))
+    sizes = tuple(i.shape[0] for i in ids)
+    if rows <= n:  # V slots are the cheaper (no sort)
+        return _Slots(ids_N, rows, sizes)
+    _, slot_N = jnp.unique(ids_N, size=n, fill_value=0, return_inverse=True)
+    return _Slots(slot_N.reshape(n), n, sizes)
 
 
 def _input_bends(p: _Pairs, g_NxD, pairs_N):
@@ -310,7 +299,7 @@ def _output_bends(p: _Pairs, totals):
     pair, bend (v . g)^2, and each noise row, summed over the pairs of its group that score it.
 
     Args:
-      totals: each occurrence's row total (`_RowSums.per_occurrence`): one piece of B x J (a
+      totals: each occurrence's row total (`_Slots.spread` of the sums): one piece of B x J (a
         draw per pair: centre, then noise words) or two (centres, then G x K noise rows).
     """
     batch, dim = p.v_BxD.shape
@@ -329,7 +318,7 @@ def _output_bends(p: _Pairs, totals):
     return (pos_B, neg_GxK.reshape(-1))
 
 
-def _curvature_scales(rule, lr, sums: _RowSums, bends):
+def _curvature_scales(rule, lr, slots: _Slots, sums_SxD, bends):
     """Per-occurrence factors of the curvature rules of `TrainConfig.row_scale`.
 
     A row whose summed gradient in the step is g moves by -lr g under plain SGD. Along g, the
@@ -344,20 +333,21 @@ def _curvature_scales(rule, lr, sums: _RowSums, bends):
     Args:
       rule: "newton", "joint" or "implicit".
       lr: the step's learning rate.
-      sums: `_row_sums` of the table's gradient.
+      slots: `_slots` of the table's gradient rows.
+      sums_SxD: the gradient summed in those slots.
       bends: each occurrence's g' H_o g (pieces as the gradient's).
 
     Returns:
       A tuple of (N,) factors matching the gradient's pieces.
     """
-    quad_S = sums.per_slot(jnp.concatenate(bends))
-    norm_S = jnp.sum(sums.sums_SxD * sums.sums_SxD, axis=-1)
+    quad_S = slots.sum(jnp.concatenate(bends))
+    norm_S = jnp.sum(sums_SxD * sums_SxD, axis=-1)
     h_S = quad_S / jnp.where(norm_S > 0, norm_S, 1.0)
     if rule in ("newton", "joint"):
         scale_S = 1.0 / jnp.maximum(1.0, lr * h_S)
     else:
         scale_S = 1.0 / (1.0 + lr * h_S)
-    return _split(scale_S.at[sums.slot_N].get(mode="promise_in_bounds"), sums.sizes)
+    return slots.spread(scale_S)
 
 
 def _scaled(grads, scales):
@@ -394,23 +384,24 @@ def _word2vec_sparse(
         out_weights = (batch["mask_B"], scored_GxK.astype(jnp.float32).reshape(-1))
     grad_in = (spread(grad_v_BxD).reshape(-1, dim),)
     in_ids = (in_ids.reshape(-1),)
-    rows = embed.shape[0]
+    if rule != "none":
+        in_slots, out_slots = _slots(embed.shape[0], in_ids), _slots(embed.shape[0], out_ids)
     if rule in CURVATURE_RULES:
         bends = (_bends(v_BxD, u_pos_BxD, u_neg_GxKxD, weight_BxJ),) * 2
         if rule == "joint":
             bends = _joint_bends(v_BxD, u_pos_BxD, u_neg_GxKxD, bends[0])
-        pairs = _Pairs(v_BxD, u_pos_BxD, u_neg_GxKxD, noise_GxK, center_B, *bends)
-        in_sums, out_sums = _row_sums(rows, in_ids, grad_in), _row_sums(rows, out_ids, grad_u)
-        (g_in,) = in_sums.per_occurrence()
+        pairs = _Pairs(v_BxD, u_pos_BxD, u_neg_GxKxD, *bends)
+        in_sums, out_sums = in_slots.sum(grad_in[0]), out_slots.sum(jnp.concatenate(grad_u))
+        (g_in,) = in_slots.spread(in_sums)
         in_pairs = None if in_pairs is None else in_pairs.reshape(-1)
         in_bends = (in_weights.reshape(-1) * _input_bends(pairs, g_in, in_pairs),)
-        out_bends = _output_bends(pairs, out_sums.per_occurrence())
-        grad_in = _scaled(grad_in, _curvature_scales(rule, lr, in_sums, in_bends))
-        grad_u = _scaled(grad_u, _curvature_scales(rule, lr, out_sums, out_bends))
+        out_bends = _output_bends(pairs, out_slots.spread(out_sums))
+        grad_in = _scaled(grad_in, _curvature_scales(rule, lr, in_slots, in_sums, in_bends))
+        grad_u = _scaled(grad_u, _curvature_scales(rule, lr, out_slots, out_sums, out_bends))
     elif rule != "none":
         counting = (rule, config.row_cap)
-        grad_in = _scaled(grad_in, _row_scales(counting, rows, in_ids, (in_weights.reshape(-1),)))
-        grad_u = _scaled(grad_u, _row_scales(counting, rows, out_ids, out_weights))
+        grad_in = _scaled(grad_in, _row_scales(counting, in_slots, (in_weights.reshape(-1),)))
+        grad_u = _scaled(grad_u, _row_scales(counting, out_slots, out_weights))
     embed, opt_embed = sparse_update(tx, embed, opt_state["embed"], in_ids, grad_in)
     out, opt_out = sparse_update(tx, out, opt_state["out"], out_ids, grad_u)
     return loss_sum, {"embed": embed, "out": out}, {"embed": opt_embed, "out": opt_out}
