@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
-import functools
 import json
 import os
 import shutil
@@ -268,32 +267,67 @@ class Checkpoints:
 def checksums(state: Any) -> list[list[int]]:
     """Two 32-bit checksums per array of `state`: its words' sum, and their sum weighted by position.
 
-    Any single flipped bit changes the plain sum; the weighted sum also catches moved words.
-    Computed where the arrays are (sharded or not), so only two numbers per array travel.
+    Any single flipped bit changes the plain sum; the weighted sum also catches moved words. Each
+    process sums the shards it holds, where they are (on a CPU, in place: no copy of a table),
+    and only two numbers per array travel between processes.
     """
     import jax
 
-    leaves = jax.tree.leaves(state)
-    return [[int(x) for x in np.asarray(s)] for s in _checksums()(leaves)]
+    sums_Nx2 = np.array([_local_checksums(x) for x in jax.tree.leaves(state)], np.uint32)
+    if jax.process_count() > 1:
+        from jax.experimental import multihost_utils
+
+        sums_Nx2 = np.asarray(multihost_utils.process_allgather(sums_Nx2)).sum(0, dtype=np.uint32)
+    return sums_Nx2.reshape(-1, 2).tolist()
 
 
-@functools.cache
-def _checksums():
-    """The jitted checksum kernel (built on first use: reading a run's outputs needs no JAX)."""
-    import jax
+def _local_checksums(x: Any) -> tuple[int, int]:
+    """This process's part of `checksums` for one array: (sum w, sum w * (i + 1)) modulo 2^32 over
+    its words w at flat positions i, each shard counted once (replica 0).
 
-    def one(x):
-        x = jax.numpy.asarray(x)
-        if x.dtype.itemsize == 4:
-            words = jax.lax.bitcast_convert_type(x, jax.numpy.uint32).ravel()
-        else:
-            words = x.astype(jax.numpy.uint32).ravel()
-        weights = jax.numpy.arange(1, words.size + 1, dtype=jax.numpy.uint32)
-        return jax.numpy.stack(
-            [words.sum(dtype=jax.numpy.uint32), (words * weights).sum(dtype=jax.numpy.uint32)]
-        )
+    A shard's weighted sum is base * sum w + sum_k stride_k * sum_j j * m_kj, where base is 1 plus
+    the shard's first flat position and m_kj the sum of the words at index j of axis k: marginal
+    sums only, taken a block of rows at a time, so no temporary is larger than a block.
+    (XLA:CPU copies a whole array to reinterpret its bits, twice the tables at every checkpoint.)
+    """
+    if not hasattr(x, "addressable_shards"):
+        x = np.asarray(x)
+        pieces = [((slice(None),) * x.ndim, x)]
+    else:
+        pieces = [(s.index, s.data) for s in x.addressable_shards if s.replica_id == 0]
+    shape = x.shape
+    strides = [int(np.prod(shape[k + 1 :], dtype=np.int64)) for k in range(len(shape))]
+    total, weighted = np.uint32(0), np.uint32(0)
+    with np.errstate(over="ignore"):
+        for index, data in pieces:
+            local = np.asarray(data)  # on a CPU, the shard's own buffer
+            if local.size == 0:
+                continue
+            starts = [sl.indices(n)[0] for sl, n in zip(index, shape, strict=True)]
+            first = 1 + sum(st * sd for st, sd in zip(starts, strides, strict=True))
+            if local.ndim == 0:
+                local, block_strides = local.reshape(1), [1]
+            else:
+                block_strides = strides
+            rows = max(1, (1 << 20) // max(1, local[0].size))
+            for r in range(0, local.shape[0], rows):
+                block = _words(local[r : r + rows])
+                block_sum = block.sum(dtype=np.uint32)
+                total += block_sum
+                weighted += np.uint32((first + r * block_strides[0]) % (1 << 32)) * block_sum
+                for k, stride in enumerate(block_strides):
+                    others = tuple(a for a in range(block.ndim) if a != k)
+                    m_j = block.sum(axis=others, dtype=np.uint32)
+                    j = np.arange(m_j.size, dtype=np.uint32)
+                    weighted += np.uint32(stride % (1 << 32)) * (j * m_j).sum(dtype=np.uint32)
+    return int(total), int(weighted)
 
-    return jax.jit(lambda leaves: [one(x) for x in leaves])
+
+def _words(block: np.ndarray) -> np.ndarray:
+    """The block as uint32 words: its bits where its items are 4 bytes, else its values."""
+    if block.dtype.itemsize == 4:
+        return np.ascontiguousarray(block).view(np.uint32)
+    return block.astype(np.uint32)
 
 
 # ---------------------------------------------------------------------------- outputs

@@ -478,3 +478,71 @@ def test_json_output_stays_json():
 
     text = _json({"king": [("queen", float("nan")), ("prince", 0.5)], "inf": float("inf")})
     assert json.loads(text) == {"king": [["queen", None], ["prince", 0.5]], "inf": None}
+
+
+def _checksums_by_definition(x):
+    """`rundir.checksums` of one array as it defines them, in 64-bit arithmetic."""
+    x = np.asarray(x)
+    words = (x.view(np.uint32) if x.dtype.itemsize == 4 else x.astype(np.uint32)).ravel()
+    words = words.astype(np.uint64)
+    position = np.arange(1, words.size + 1, dtype=np.uint64)
+    return [int(words.sum() % 2**32), int((words * position % 2**32).sum() % 2**32)]
+
+
+_CHECKSUM_ARRAYS = """
+import numpy as np
+rng = np.random.default_rng(5)
+table = rng.normal(size=(2000, 700)).astype(np.float32)  # 1.4M words: two blocks of rows
+table[3, 4], table[5, 6] = np.nan, -0.0
+arrays = [table, np.float32(-2.5), np.zeros((0, 3), np.float32), np.int32(-7),
+          rng.integers(-2**31, 2**31, (3, 5, 8)).astype(np.int32), np.arange(6, dtype=np.uint8)]
+"""
+
+
+def test_checkpoint_checksums_are_their_definition_and_catch_flips_and_moves():
+    namespace = {}
+    exec(_CHECKSUM_ARRAYS, namespace)
+    arrays = namespace["arrays"]
+    import jax.numpy as jnp
+
+    want = [_checksums_by_definition(x) for x in arrays]
+    assert rundir.checksums(arrays) == want
+    assert rundir.checksums([jnp.asarray(x) for x in arrays[:-1]]) == want[:-1]
+    table = arrays[0]
+    flipped = table.copy()
+    flipped.view(np.uint32)[1999, 699] ^= 1 << 31
+    moved = table.copy()
+    moved[[0, 1]] = moved[[1, 0]]
+    (base,) = rundir.checksums([table])
+    (flip,) = rundir.checksums([flipped])
+    (move,) = rundir.checksums([moved])
+    assert flip[0] != base[0] and move[0] == base[0] and move[1] != base[1]
+
+
+def test_checkpoint_checksums_of_sharded_arrays_equal_one_devices(tmp_path):
+    """Sharded by rows, by columns, over both axes of a mesh and replicated, on 8 CPU devices:
+    each shard is summed where it is, once, into the single array's checksums."""
+    import json
+    import subprocess
+    import sys
+
+    script = _CHECKSUM_ARRAYS + (
+        "import json, jax, sys\n"
+        "from jax.sharding import NamedSharding, PartitionSpec as P\n"
+        "from jaxembed import rundir\n"
+        "assert jax.device_count() == 8\n"
+        "mesh = jax.make_mesh((4, 2), ('data', 'model'))\n"
+        "specs = [P('data'), P(None, 'model'), P('data', 'model'), P(('data', 'model')), P()]\n"
+        "out = [rundir.checksums([jax.device_put(table, NamedSharding(mesh, s))]) for s in specs]\n"
+        "json.dump(out, sys.stdout)\n"
+    )
+    env = {**os.environ, "XLA_FLAGS": "--xla_force_host_platform_device_count=8"}
+    env["JAX_PLATFORMS"] = "cpu"
+    done = subprocess.run(
+        [sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=300
+    )
+    assert done.returncode == 0, done.stderr
+    namespace = {}
+    exec(_CHECKSUM_ARRAYS, namespace)
+    want = [_checksums_by_definition(namespace["table"])]
+    assert json.loads(done.stdout) == [want] * 5
