@@ -1,7 +1,7 @@
 """Beyond the lecture: does a word2vec-learned GPT-2 token table help a model learn next tokens?
 
 Skip-gram first learns a table of GPT-2's 50,257 tokens from the training text
-(`--tokenizer gpt2`). Then the same small next-token model (`jaxembed.losses.NextTokenModel`:
+(`--tokenizer gpt2`). Then the same small next-token model (`jaxembed.next_token.NextTokenModel`:
 token + position vectors, a prefix mean, logits tied to the table) is trained twice on the same
 windows: from a random table, and from the word2vec table rescaled to the random table's scale
 (its trained rows; untrained rows keep their random values). Training and held-out loss curves
@@ -44,7 +44,7 @@ def run(config: Config) -> dict:
     from jaxembed.data import next_token_batches
     from jaxembed.files import write_json
     from jaxembed.loop import FitConfig, fit
-    from jaxembed.losses import NextTokenModel, next_token_loss
+    from jaxembed.next_token import NextTokenModel, next_token_loss
     from jaxembed.train import TrainConfig, init_state, make_optimizer, make_train_step
 
     out = Path(config.out)

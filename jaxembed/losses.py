@@ -1,4 +1,5 @@
-"""Loss functions: word2vec's negative sampling (skip-gram, CBOW) and next-token prediction.
+"""Loss functions: word2vec's negative sampling (skip-gram, CBOW); next-token prediction's model
+and loss are in `jaxembed.next_token` (also reachable from here).
 
 Each is a pure function of gathered rows or parameters; `jaxembed.objectives` builds the steps
 from them. `negative_sampling_rows` and `shared_negative_sampling_rows` are the closed-form
@@ -8,13 +9,8 @@ of `negative_sampling_loss`.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import Any
-
-import flax.linen as nn
 import jax
 import jax.numpy as jnp
-import optax
 
 # ---------------------------------------------------------------------------- word2vec
 
@@ -167,48 +163,11 @@ def cbow_mean_flat(
     return sum_BxD + jax.lax.stop_gradient(mean_BxD - sum_BxD)
 
 
-# ---------------------------------------------------------------------------- next token
+def __getattr__(name: str):
+    """`NextTokenModel` and `next_token_loss` live in `jaxembed.next_token` (they need flax, ~0.3 s
+    to import, which word2vec does without); imported from here on first use."""
+    if name in ("NextTokenModel", "next_token_loss"):
+        from jaxembed import next_token
 
-
-class NextTokenModel(nn.Module):
-    """Token + position vectors -> prefix mean -> Dense, added back -> logits tied to the table.
-
-    h_t = x_t + Dense(mean(x_0 .. x_t)), x = token + position vector; logits = h @ table.T.
-    The residual x_t lets bigram statistics through, the prefix mean the topic of the text so
-    far; no attention, so the table has to carry the meaning.
-    """
-
-    vocab_size: int  # V
-    dim: int  # D
-    context_length: int  # T, rows of the position table
-
-    @nn.compact
-    def __call__(self, ids_BxT: jax.Array) -> jax.Array:
-        length = ids_BxT.shape[-1]
-        embed = nn.Embed(self.vocab_size, self.dim, name="embed")
-        positions = nn.Embed(self.context_length, self.dim, name="pos")
-        x_BxTxD = embed(ids_BxT) + positions(jnp.arange(length))[None, :, :]
-        count_1xTx1 = jnp.arange(1, length + 1, dtype=x_BxTxD.dtype)[None, :, None]
-        prefix_BxTxD = jnp.cumsum(x_BxTxD, axis=1) / count_1xTx1
-        h_BxTxD = x_BxTxD + nn.Dense(self.dim, name="mix")(prefix_BxTxD)
-        return embed.attend(h_BxTxD)
-
-
-def next_token_loss(
-    params: Any, model: NextTokenModel, batch: Mapping[str, jax.Array]
-) -> tuple[jax.Array, jax.Array]:
-    """Summed cross-entropy of every next token of the real sequences, and their count.
-
-    Example:
-      >>> model = NextTokenModel(vocab_size=10, dim=4, context_length=3)
-      >>> params = model.init(jax.random.key(0), jnp.zeros((1, 3), jnp.int32))
-      >>> batch = {"inputs_BxT": jnp.zeros((2, 3), jnp.int32), "targets_BxT": jnp.ones((2, 3), jnp.int32),
-      ...          "mask_B": jnp.array([1.0, 0.0])}
-      >>> loss_sum, count = next_token_loss(params, model, batch)
-      >>> float(count)  # the tokens of the one real sequence
-      3.0
-    """
-    logits_BxTxV = model.apply(params, batch["inputs_BxT"])
-    loss_BxT = optax.softmax_cross_entropy_with_integer_labels(logits_BxTxV, batch["targets_BxT"])
-    mask_B = batch["mask_B"]
-    return jnp.sum(loss_BxT * mask_B[:, None]), jnp.sum(mask_B) * loss_BxT.shape[1]
+        return getattr(next_token, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

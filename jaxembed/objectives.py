@@ -11,8 +11,9 @@ functions and its record here.
   Noise words equal to the centre word are skipped, as there.
 - CBOW: the same score with ``v`` the mean of the context vectors (gensim's cbow_mean=1); like
   word2vec, every context vector receives the whole error of the mean (`cbow_mean`).
-- Next-token: `NextTokenModel`, the smallest model we found whose token table learns meaning
-  (see its docstring); its logits are tied to the token table through ``nn.Embed.attend``.
+- Next-token: `jaxembed.next_token.NextTokenModel`, the smallest model we found whose token
+  table learns meaning (see its docstring); its logits are tied to the token table through
+  ``nn.Embed.attend``.
 
 The word2vec step is either autodiff of the loss over the whole tables (dense) or the closed-form
 gradients of the rows a batch gathered, applied by `jaxembed.rows.sparse_update` (sparse); the
@@ -39,12 +40,10 @@ import optax
 from jaxembed import data
 from jaxembed.checks import one_of
 from jaxembed.losses import (
-    NextTokenModel,
     cbow_mean,
     cbow_mean_flat,
     negative_sampling_loss,
     negative_sampling_rows,
-    next_token_loss,
     pair_weights,
     shared_negative_sampling_rows,
 )
@@ -468,6 +467,8 @@ def _cbow_batches(corpus, train, fit, epoch, start_batch):
 
 
 def _next_token_init(key, config, rows):
+    from jaxembed.next_token import NextTokenModel  # flax: only for this objective
+
     model = NextTokenModel(rows, config.dim, config.context_length)
     params = model.init(key, jnp.zeros((1, config.context_length), jnp.int32))
     return params, ("['params']['embed']['embedding']",)
@@ -475,6 +476,8 @@ def _next_token_init(key, config, rows):
 
 def _next_token_update(config, tx, state, batch, alias, lr):
     """Autodiff of the summed cross-entropy, optax on every parameter."""
+    from jaxembed.next_token import NextTokenModel, next_token_loss
+
     rows = state.params["params"]["embed"]["embedding"].shape[0]
     model = NextTokenModel(rows, config.dim, config.context_length)
     (loss_sum, count), grads = jax.value_and_grad(next_token_loss, has_aux=True)(

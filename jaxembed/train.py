@@ -43,7 +43,6 @@ import functools
 from collections.abc import Callable, Mapping
 from typing import Any
 
-import flax.struct
 import jax
 import jax.numpy as jnp
 import optax
@@ -140,16 +139,28 @@ class TrainConfig:
         return self.update == "sparse"
 
 
-@flax.struct.dataclass
+@functools.partial(
+    jax.tree_util.register_dataclass,
+    data_fields=["step", "params", "opt_state", "key"],
+    meta_fields=["tables"],
+)
+@dataclasses.dataclass(frozen=True)
 class TrainState:
-    """Everything a step reads and writes; a pytree, so it can be jitted, sharded and saved."""
+    """Everything a step reads and writes; a pytree, so it can be jitted, sharded and saved.
+
+    (What `flax.struct.dataclass` makes, without importing flax for word2vec: the same leaves
+    and key paths, so checkpoints are unchanged.)
+    """
 
     step: jax.Array  # int32 scalar: steps taken; the noise draws use fold_in(key, step)
     params: Any  # word2vec: {"embed": VxD, "out": VxD}; next-token: flax variables
     opt_state: Any  # optax state (sparse objectives: one per table, so rows can be gathered)
     key: jax.Array  # uint32 (2,) raw PRNG key data (raw so orbax can save it)
     # Paths (jax.tree_util.keystr) of the leaves whose rows are token IDs, the input table first.
-    tables: tuple[str, ...] = flax.struct.field(pytree_node=False, default=())
+    tables: tuple[str, ...] = ()
+
+    def replace(self, **changes: Any) -> TrainState:
+        return dataclasses.replace(self, **changes)
 
 
 # ---------------------------------------------------------------------------- state

@@ -110,6 +110,27 @@ def test_help_imports_no_jax():
     assert done.stdout.strip() == "[]"
 
 
+def test_word2vec_training_imports_no_flax(tmp_path):
+    """flax (~0.3 s to import) is the next-token model's: `jaxembed train` with word2vec, in a
+    fresh process, never imports it; the next-token model is still where it was."""
+    import subprocess
+    import sys
+
+    corpus = tmp_path / "corpus.txt"
+    corpus.write_text("the cat sat on the mat and the dog sat on the log\n" * 40)
+    code = (
+        "import sys; from jaxembed import cli\n"
+        f"assert cli.main(['train', {str(corpus)!r}, '--out', {str(tmp_path / 'run')!r}, "
+        "'--dim', '8', '--epochs', '1', '--min-count', '1', '--batch-size', '64', '--no-progress']) == 0\n"
+        "print('flax' in sys.modules)\n"
+        "from jaxembed.losses import NextTokenModel\n"
+        "print('flax' in sys.modules, NextTokenModel.__module__)"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split("\n")[-3:-1] == ["False", "True jaxembed.next_token"]
+
+
 def test_every_public_name_resolves():
     import jaxembed
 
