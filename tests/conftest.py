@@ -1,6 +1,12 @@
-"""Shared test settings: strict shapes, as equinox does, and exact float32 products."""
+"""Shared test settings: strict shapes, as equinox does, exact float32 products, and no time
+limit on a hypothesis example (a shared 2-core machine can take longer than its 200 ms default:
+the tests check behaviour, the benchmarks time)."""
 
+import hypothesis
 import jax
+
+hypothesis.settings.register_profile("jaxembed", deadline=None)
+hypothesis.settings.load_profile("jaxembed")
 
 jax.config.update("jax_numpy_rank_promotion", "raise")
 # On a GPU or TPU, float32 matrix products default to TF32 or bfloat16 passes; the tests compare
