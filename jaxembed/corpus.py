@@ -330,7 +330,7 @@ def corpus_from_sentences(
         lengths.append(len(tokens))
     if not index:
         raise ValueError("the sentences hold no tokens - pass lists of tokens")
-    counts_U = np.bincount(np.concatenate(store.blocks), minlength=len(index))
+    counts_U = np.bincount(store.ids.data[: store.n], minlength=len(index))
     vocab = _vocab(list(index), counts_U, min_count, max_size)
     remap_U = np.full(len(index), -1, np.int32)
     remap_U[[index[w] for w in vocab.index_to_key]] = np.arange(len(vocab), dtype=np.int32)
@@ -381,7 +381,8 @@ def _read(paths, min_count, max_size, max_sentence_length, cache_dir, progress, 
     fixed = tokens.fixed_vocab()
     counts_U = np.zeros(0 if fixed is None else len(fixed), np.int64)
     store = _BlockStore(cache_dir)
-    line_lengths, n_undecodable = [], 0
+    raw_starts, n_undecodable = _Growing(np.int64), 0
+    raw_starts.append(np.zeros(1, np.int64))
     digest = hashlib.blake2b(digest_size=16)
     bar = _bytes_bar(paths, progress)
     try:
@@ -399,7 +400,7 @@ def _read(paths, min_count, max_size, max_sentence_length, cache_dir, progress, 
                     )
                 unique, counts = np.unique(ids, return_counts=True)
                 counts_U[unique] += counts
-                line_lengths.append(np.asarray(lengths, np.int64))
+                _append_sentences(raw_starts, lengths, max_sentence_length)
                 n_undecodable += n_bad
             if store.n == n_before:
                 raise ValueError(f"corpus file {path} holds no words - remove it or fill it")
@@ -416,7 +417,7 @@ def _read(paths, min_count, max_size, max_sentence_length, cache_dir, progress, 
             remap_U[[index[w] for w in vocab.index_to_key]] = np.arange(len(vocab), dtype=np.int32)
         else:
             vocab, remap_U = _fixed_vocab(fixed, counts_U, min_count, max_size)
-        raw_starts = _sentence_starts(np.concatenate(line_lengths), max_sentence_length)
+        raw_starts = raw_starts.array()
         ids_N, starts = store.encode(remap_U, int(vocab.counts.sum()), raw_starts)
     finally:
         bar.close()
@@ -548,19 +549,58 @@ def _fixed_vocab(keys, counts_V, min_count: int, max_size: int | None) -> tuple[
 
 def _sentence_starts(line_lengths: np.ndarray, max_length: int) -> np.ndarray:
     """Raw word offsets (incl. the end) of sentences: non-empty lines cut into <= max_length pieces."""
-    lengths = line_lengths[line_lengths > 0]
-    n_pieces = (lengths + max_length - 1) // max_length
-    pieces = np.full(int(n_pieces.sum()), max_length, np.int64)
-    pieces[np.cumsum(n_pieces) - 1] = lengths - (n_pieces - 1) * max_length
-    return np.concatenate([[0], np.cumsum(pieces)])
+    starts = _Growing(np.int64)
+    starts.append(np.zeros(1, np.int64))
+    _append_sentences(starts, line_lengths, max_length)
+    return starts.array()
+
+
+def _append_sentences(starts: _Growing, line_lengths, max_length: int) -> None:
+    """Appends to `starts` (offsets so far, ending at the words so far) the sentence ends of
+    lines of `line_lengths` words: empty lines dropped, long ones cut into max_length pieces."""
+    lengths = np.asarray(line_lengths, np.int64)
+    lengths = lengths[lengths > 0]
+    if lengths.size and int(lengths.max()) > max_length:  # long lines are cut (rare)
+        n_pieces = (lengths + max_length - 1) // max_length
+        pieces = np.full(int(n_pieces.sum()), max_length, np.int64)
+        pieces[np.cumsum(n_pieces) - 1] = lengths - (n_pieces - 1) * max_length
+        lengths = pieces
+    starts.append(starts.last() + np.cumsum(lengths))
+
+
+class _Growing:
+    """A 1-D array appended to in pieces, grown in place by a quarter (realloc: no copy of a large
+    array, and at most a quarter more memory than it holds)."""
+
+    def __init__(self, dtype, capacity: int = 1 << 16):
+        self.data, self.n = np.empty(capacity, dtype), 0
+
+    def append(self, x: np.ndarray) -> None:
+        n = self.n + len(x)
+        if n > len(self.data):
+            self.data.resize(max(n, len(self.data) + len(self.data) // 4), refcheck=False)
+        self.data[self.n : n] = x
+        self.n = n
+
+    def last(self):
+        return self.data[self.n - 1]
+
+    def array(self, n: int | None = None) -> np.ndarray:
+        """The first n (default: all) values; the array is handed over (no copy)."""
+        data, self.data = self.data, None
+        data.resize(self.n if n is None else n, refcheck=False)
+        return data
 
 
 class _BlockStore:
-    """Provisional IDs of each block: in memory, or appended to a file in `cache_dir`."""
+    """Provisional IDs of each block: in one growing array in memory, or appended to a file in
+    `cache_dir`. In memory the final IDs overwrite the provisional ones in place (a word's final
+    position is never after its provisional one), so reading holds 4-5 bytes a word, not 8."""
 
     def __init__(self, cache_dir: str | None):
-        self.dir, self.sizes, self.blocks, self.n = cache_dir, [], [], 0
+        self.dir, self.sizes, self.n = cache_dir, [], 0
         self.file, self.ids_path = None, ""
+        self.ids = _Growing(np.int32, 1 << 20) if cache_dir is None else None
         if cache_dir is not None:
             fd, self.raw_path = tempfile.mkstemp(dir=cache_dir, prefix=".tmp-raw-")
             self.file = os.fdopen(fd, "wb")
@@ -569,34 +609,34 @@ class _BlockStore:
         self.sizes.append(len(ids))
         self.n += len(ids)
         if self.file is None:
-            self.blocks.append(ids)
+            self.ids.append(ids)
         else:
             self.file.write(ids.tobytes())
 
     def encode(self, remap_U, n_kept, raw_starts) -> tuple[np.ndarray, np.ndarray]:
         """Final IDs (words outside the vocabulary dropped) and the sentence starts among them."""
         if self.file is None:
-            ids_N, blocks = np.empty(n_kept, np.int32), self.blocks
+            raw = ids_N = self.ids.data
         else:
             self.file.close()
             raw = np.memmap(self.raw_path, np.int32, "r", shape=(self.n,))
-            blocks = np.split(raw, np.cumsum(self.sizes)[:-1])
             ids_N = self._new_ids_file(n_kept)
         starts = np.empty_like(raw_starts)
         raw_pos, out = 0, 0
-        for i in range(len(self.sizes)):
-            ids = remap_U[blocks[i]]
+        for size in self.sizes:
+            ids = remap_U[raw[raw_pos : raw_pos + size]]  # a copy: safe to write over raw
             kept = ids >= 0
-            if self.file is None:
-                blocks[i] = None  # free the provisional IDs as we go
-            lo, hi = np.searchsorted(raw_starts, [raw_pos, raw_pos + len(kept)])
+            lo, hi = np.searchsorted(raw_starts, [raw_pos, raw_pos + size])
             kept_before = np.concatenate([[0], np.cumsum(kept)])
             starts[lo:hi] = out + kept_before[raw_starts[lo:hi] - raw_pos]
             ids_N[out : out + int(kept_before[-1])] = ids[kept]
-            raw_pos, out = raw_pos + len(kept), out + int(kept_before[-1])
+            raw_pos, out = raw_pos + size, out + int(kept_before[-1])
         starts[-1] = out
         starts = starts[np.concatenate([[True], np.diff(starts) > 0])]  # drop emptied sentences
-        if self.file is not None:
+        if self.file is None:
+            del raw, ids_N  # no view of the array is left
+            ids_N = self.ids.array(n_kept)
+        else:
             ids_N.flush()
             del ids_N
             os.replace(self.ids_path, os.path.join(self.dir, "ids.npy"))
