@@ -141,9 +141,9 @@ def _cbow_context(embed_VxD, batch):
     return ids_L, v_BxD, spread, mask_L, center_L
 
 
-ROW_SCALES = ("auto", "none", "count", "sqrt", "cap", "newton", "joint", "implicit")
+ROW_SCALES = ("auto", "none", "count", "sqrt", "cap", "newton", "sequential", "joint", "implicit")
 # The row_scale rules that size SGD steps by the curvature of the step's loss.
-CURVATURE_RULES = ("newton", "joint", "implicit")
+CURVATURE_RULES = ("newton", "sequential", "joint", "implicit")
 
 
 def row_scale(config: Any, batch_size: int) -> str:
@@ -328,9 +328,12 @@ def _curvature_scales(rule, lr, slots: _Slots, sums_SxD, bends):
     Newton step - what a frequent word's row needs in a large batch, where thousands of pairs
     push it the same way at once and their plain sum overshoots and diverges. "implicit" moves
     it by -lr g / (1 + lr h), the implicit (proximal) step along g: it damps every row a little.
+    "sequential" is newton's, but the output rows take theirs after the input rows have moved, at
+    the moved rows (no score moves by both of its rows' steps at once: stable where newton is not,
+    less accurate where it is; BENCHMARKS.md, section 7).
 
     Args:
-      rule: "newton", "joint" or "implicit".
+      rule: "newton", "joint" or "implicit" ("sequential" sizes its steps as "newton").
       lr: the step's learning rate.
       slots: `_slots` of the table's gradient rows.
       sums_SxD: the gradient summed in those slots.
@@ -365,43 +368,61 @@ def _word2vec_sparse(
         # Materialise the IDs: fused into the gather, they would be recomputed for every float.
         out_ids_BxJ = jax.lax.optimization_barrier(out_ids_BxJ)
         u_BxJxD = out.at[out_ids_BxJ].get(mode="promise_in_bounds")
-        loss_sum, grad_v_BxD, grad_u_BxJxD = negative_sampling_rows(v_BxD, u_BxJxD, weight_BxJ)
-        out_ids, grad_u = (out_ids_BxJ.reshape(-1),), (grad_u_BxJxD.reshape(-1, dim),)
-        out_weights = ((weight_BxJ > 0).astype(jnp.float32).reshape(-1),)
         u_pos_BxD, u_neg_GxKxD = u_BxJxD[:, 0], u_BxJxD[:, 1:]
+        out_ids = (out_ids_BxJ.reshape(-1),)
+        out_weights = ((weight_BxJ > 0).astype(jnp.float32).reshape(-1),)
+
+        def rows(v_BxD):
+            loss_sum, grad_v_BxD, grad_u_BxJxD = negative_sampling_rows(v_BxD, u_BxJxD, weight_BxJ)
+            return loss_sum, grad_v_BxD, (grad_u_BxJxD.reshape(-1, dim),)
     else:
         u_pos_BxD = out.at[center_B].get(mode="promise_in_bounds")
         u_neg_GxKxD = out.at[noise_GxK].get(mode="promise_in_bounds")
-        loss_sum, grad_v_BxD, grad_pos, grad_neg = shared_negative_sampling_rows(
-            v_BxD, u_pos_BxD, u_neg_GxKxD, weight_BxJ
-        )
         out_ids = (center_B, noise_GxK.reshape(-1))
-        grad_u = (grad_pos, grad_neg.reshape(-1, dim))
         # A shared noise row carries the gradients of the pairs of its group that score it.
         groups, negative = noise_GxK.shape
         scored_GxK = (weight_BxJ[:, 1:] > 0).reshape(groups, -1, negative).sum(axis=1)
         out_weights = (batch["mask_B"], scored_GxK.astype(jnp.float32).reshape(-1))
+
+        def rows(v_BxD):
+            loss_sum, grad_v_BxD, grad_pos, grad_neg = shared_negative_sampling_rows(
+                v_BxD, u_pos_BxD, u_neg_GxKxD, weight_BxJ
+            )
+            return loss_sum, grad_v_BxD, (grad_pos, grad_neg.reshape(-1, dim))
+
+    loss_sum, grad_v_BxD, grad_u = rows(v_BxD)
     grad_in = (spread(grad_v_BxD).reshape(-1, dim),)
     in_ids = (in_ids.reshape(-1),)
     if rule != "none":
         in_slots, out_slots = _slots(embed.shape[0], in_ids), _slots(embed.shape[0], out_ids)
     if rule in CURVATURE_RULES:
+        curvature = "newton" if rule == "sequential" else rule
         bends = (_bends(v_BxD, u_pos_BxD, u_neg_GxKxD, weight_BxJ),) * 2
         if rule == "joint":
             bends = _joint_bends(v_BxD, u_pos_BxD, u_neg_GxKxD, bends[0])
         pairs = _Pairs(v_BxD, u_pos_BxD, u_neg_GxKxD, *bends)
-        in_sums, out_sums = in_slots.sum(grad_in[0]), out_slots.sum(jnp.concatenate(grad_u))
+        in_sums = in_slots.sum(grad_in[0])
         (g_in,) = in_slots.spread(in_sums)
         in_pairs = None if in_pairs is None else in_pairs.reshape(-1)
         in_bends = (in_weights.reshape(-1) * _input_bends(pairs, g_in, in_pairs),)
+        grad_in = _scaled(grad_in, _curvature_scales(curvature, lr, in_slots, in_sums, in_bends))
+        if rule == "sequential":
+            # The input rows move first; the output rows then take their step against the moved
+            # input rows, so that no score moves by both of its rows' steps at once.
+            embed, opt_embed = sparse_update(tx, embed, opt_state["embed"], in_ids, grad_in)
+            _, v_BxD, _, _, _ = context(embed, batch)
+            _, _, grad_u = rows(v_BxD)
+            bend_BxJ = _bends(v_BxD, u_pos_BxD, u_neg_GxKxD, weight_BxJ)
+            pairs = _Pairs(v_BxD, u_pos_BxD, u_neg_GxKxD, bend_BxJ, bend_BxJ)
+        out_sums = out_slots.sum(jnp.concatenate(grad_u))
         out_bends = _output_bends(pairs, out_slots.spread(out_sums))
-        grad_in = _scaled(grad_in, _curvature_scales(rule, lr, in_slots, in_sums, in_bends))
-        grad_u = _scaled(grad_u, _curvature_scales(rule, lr, out_slots, out_sums, out_bends))
+        grad_u = _scaled(grad_u, _curvature_scales(curvature, lr, out_slots, out_sums, out_bends))
     elif rule != "none":
         counting = (rule, config.row_cap)
         grad_in = _scaled(grad_in, _row_scales(counting, in_slots, (in_weights.reshape(-1),)))
         grad_u = _scaled(grad_u, _row_scales(counting, out_slots, out_weights))
-    embed, opt_embed = sparse_update(tx, embed, opt_state["embed"], in_ids, grad_in)
+    if rule != "sequential":
+        embed, opt_embed = sparse_update(tx, embed, opt_state["embed"], in_ids, grad_in)
     out, opt_out = sparse_update(tx, out, opt_state["out"], out_ids, grad_u)
     return loss_sum, {"embed": embed, "out": out}, {"embed": opt_embed, "out": opt_out}
 

@@ -365,7 +365,7 @@ def test_planted_groups_are_learned(objective, optimizer, lr):
     assert cos[same].mean() > cos[cross].mean() + 0.3, (cos[same].mean(), cos[cross].mean())
 
 
-@pytest.mark.parametrize("update", ["sparse", "dense", "sparse-newton"])
+@pytest.mark.parametrize("update", ["sparse", "dense", "sparse-newton", "sparse-sequential"])
 @pytest.mark.parametrize("share", [1, 4])
 def test_cbow_flat_slots_give_the_same_loss_and_updates_as_the_padded_batch(update, share):
     from jaxembed.data import cbow_slots
@@ -456,13 +456,14 @@ def _whole_table_loss(config, state, batch, noise):
     return loss
 
 
-@pytest.mark.parametrize("rule", ["newton", "implicit"])
+@pytest.mark.parametrize("rule", ["newton", "sequential", "implicit"])
 @pytest.mark.parametrize("share", [1, 2])
 @pytest.mark.parametrize("vocab", [9, 40])  # row totals: V x D for the output rows; by slot
 def test_curvature_row_scales_step_along_the_gradient(rule, share, vocab):
     """Each row r moves by -min(lr, 1/h) g (newton) or -lr g / (1 + lr h) (implicit), where g is
     its summed gradient and h = g' H g / |g|^2, with g and H (the row's block of the Hessian)
-    from jax.grad and jax.hessian of the step's loss over the whole tables."""
+    from jax.grad and jax.hessian of the step's loss over the whole tables; "sequential" takes
+    newton's step for the input rows, then for the output rows at the moved input rows."""
     dim, lr = 4, 3.0
     config = tr.TrainConfig(
         dim=dim, lr=lr, min_lr=0.0, row_scale=rule, share_negatives=share, negative=3
@@ -484,6 +485,8 @@ def test_curvature_row_scales_step_along_the_gradient(rule, share, vocab):
     for arg, name in enumerate(("embed", "out")):
         table = np.asarray(state.params[name], np.float64)
         tables = (state.params["embed"], state.params["out"])
+        if rule == "sequential" and name == "out":
+            tables = (new.params["embed"], state.params["out"])
         grad = np.asarray(jax.grad(loss, arg)(*tables))
         hess = np.asarray(jax.hessian(loss, arg)(*tables), np.float64)  # V x D x V x D
         want = table.copy()
@@ -492,7 +495,7 @@ def test_curvature_row_scales_step_along_the_gradient(rule, share, vocab):
             if not np.any(g):
                 continue
             h = g @ hess[r, :, r, :] @ g / (g @ g)
-            step = min(lr, 1.0 / h) if rule == "newton" else lr / (1.0 + lr * h)
+            step = lr / (1.0 + lr * h) if rule == "implicit" else min(lr, 1.0 / h)
             damped += step < lr * 0.99
             want[r] = table[r] - step * g
         np.testing.assert_allclose(np.asarray(new.params[name]), want, rtol=2e-4, atol=1e-6)

@@ -193,12 +193,23 @@ def register(subparsers) -> None:
     )
     g.add_argument(
         "--row-scale",
-        choices=("auto", "none", "count", "sqrt", "cap", "newton", "joint", "implicit"),
+        choices=(
+            "auto",
+            "none",
+            "count",
+            "sqrt",
+            "cap",
+            "newton",
+            "sequential",
+            "joint",
+            "implicit",
+        ),
         default="auto",
         help="word2vec, sparse SGD: how a row's summed gradient in a batch is applied: as is "
         "(none), divided by its contributions in the batch (count), their square root (sqrt), "
         "by contributions / --row-cap above --row-cap (cap), or sized by the curvature of the "
-        "batch's loss along it (newton: at most a Newton step; joint: both rows of a score "
+        "batch's loss along it (newton: at most a Newton step; sequential: newton, the output "
+        "rows after the input rows have moved; joint: both rows of a score "
         "share its Newton step; implicit: lr / (1 + lr x curvature)); auto: none up to the "
         "objective's default --batch-size, newton above it (BENCHMARKS.md, section 7)",
     )
