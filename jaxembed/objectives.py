@@ -333,7 +333,7 @@ def _curvature_scales(rule, lr, slots: _Slots, sums_SxD, bends):
     less accurate where it is; BENCHMARKS.md, section 7).
 
     Args:
-      rule: "newton", "joint" or "implicit" ("sequential" sizes its steps as "newton").
+      rule: one of `CURVATURE_RULES` ("sequential" and "joint" size steps as "newton").
       lr: the step's learning rate.
       slots: `_slots` of the table's gradient rows.
       sums_SxD: the gradient summed in those slots.
@@ -345,7 +345,7 @@ def _curvature_scales(rule, lr, slots: _Slots, sums_SxD, bends):
     quad_S = slots.sum(jnp.concatenate(bends))
     norm_S = jnp.sum(sums_SxD * sums_SxD, axis=-1)
     h_S = quad_S / jnp.where(norm_S > 0, norm_S, 1.0)
-    if rule in ("newton", "joint"):
+    if rule in ("newton", "sequential", "joint"):
         scale_S = 1.0 / jnp.maximum(1.0, lr * h_S)
     else:
         scale_S = 1.0 / (1.0 + lr * h_S)
@@ -396,7 +396,6 @@ def _word2vec_sparse(
     if rule != "none":
         in_slots, out_slots = _slots(embed.shape[0], in_ids), _slots(embed.shape[0], out_ids)
     if rule in CURVATURE_RULES:
-        curvature = "newton" if rule == "sequential" else rule
         bends = (_bends(v_BxD, u_pos_BxD, u_neg_GxKxD, weight_BxJ),) * 2
         if rule == "joint":
             bends = _joint_bends(v_BxD, u_pos_BxD, u_neg_GxKxD, bends[0])
@@ -405,7 +404,7 @@ def _word2vec_sparse(
         (g_in,) = in_slots.spread(in_sums)
         in_pairs = None if in_pairs is None else in_pairs.reshape(-1)
         in_bends = (in_weights.reshape(-1) * _input_bends(pairs, g_in, in_pairs),)
-        grad_in = _scaled(grad_in, _curvature_scales(curvature, lr, in_slots, in_sums, in_bends))
+        grad_in = _scaled(grad_in, _curvature_scales(rule, lr, in_slots, in_sums, in_bends))
         if rule == "sequential":
             # The input rows move first; the output rows then take their step against the moved
             # input rows, so that no score moves by both of its rows' steps at once.
@@ -416,7 +415,7 @@ def _word2vec_sparse(
             pairs = _Pairs(v_BxD, u_pos_BxD, u_neg_GxKxD, bend_BxJ, bend_BxJ)
         out_sums = out_slots.sum(jnp.concatenate(grad_u))
         out_bends = _output_bends(pairs, out_slots.spread(out_sums))
-        grad_u = _scaled(grad_u, _curvature_scales(curvature, lr, out_slots, out_sums, out_bends))
+        grad_u = _scaled(grad_u, _curvature_scales(rule, lr, out_slots, out_sums, out_bends))
     elif rule != "none":
         counting = (rule, config.row_cap)
         grad_in = _scaled(grad_in, _row_scales(counting, in_slots, (in_weights.reshape(-1),)))

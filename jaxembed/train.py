@@ -81,8 +81,9 @@ class TrainConfig:
     # word2vec, sparse SGD: how a row's summed gradient in the step is applied: as is ("none"),
     # divided by its contributions in the batch ("count"), their square root ("sqrt"), capped at
     # row_cap contributions' worth ("cap"), or sized by the curvature of the step's loss along it
-    # ("newton", "sequential", "joint", "implicit"; objectives._curvature_scales). "auto": "none" up to the
-    # objective's default batch size, "newton" above (objectives.row_scale; BENCHMARKS.md, 7)
+    # ("newton", "sequential", "joint", "implicit"; objectives._curvature_scales). "auto": "none"
+    # up to the objective's default batch size, "newton" above (objectives.row_scale;
+    # BENCHMARKS.md, 7)
     row_scale: str = "auto"
     row_cap: int = 32
     context_length: int = 64  # next-token: positions in the position table (T)

@@ -121,7 +121,8 @@ def test_word2vec_training_imports_no_flax(tmp_path):
     code = (
         "import sys; from jaxembed import cli\n"
         f"assert cli.main(['train', {str(corpus)!r}, '--out', {str(tmp_path / 'run')!r}, "
-        "'--dim', '8', '--epochs', '1', '--min-count', '1', '--batch-size', '64', '--no-progress']) == 0\n"
+        "'--dim', '8', '--epochs', '1', '--min-count', '1', '--batch-size', '64', "
+        "'--no-progress']) == 0\n"
         "print('flax' in sys.modules)\n"
         "from jaxembed.losses import NextTokenModel\n"
         "print('flax' in sys.modules, NextTokenModel.__module__)"
