@@ -26,9 +26,7 @@
 
 from __future__ import annotations
 
-import ctypes
 import dataclasses
-import functools
 import hashlib
 import json
 import math
@@ -224,7 +222,7 @@ def fit(
     objective = ob.get(train_config.objective)
     on_host_0 = progress and jax.process_index() == 0
     paths, corpus = _corpus(paths, config, on_host_0)
-    _release_free_memory()  # reading leaves ~75 MiB of freed heap (11M words) that glibc keeps
+    data.release_free_memory()  # reading leaves ~75 MiB of freed heap (11M words) that glibc keeps
     objective.batches(corpus, train_config, config, 0, 0).close()  # the settings fit the corpus?
     mesh = None if config.mesh is None else jm.make_mesh(*config.mesh)
     device_batches = None
@@ -246,7 +244,7 @@ def fit(
         )
         for size in {1, config.steps_per_call}
     }
-    _release_free_memory()
+    data.release_free_memory()
     out.mkdir(parents=True, exist_ok=True)
     with rundir.lock(out):
         rundir.check_out_dir(out, resume, overwrite)  # again, now that no other run can start
@@ -282,7 +280,7 @@ def fit(
             checkpoints.close()
             if failed and work != out:  # the old run stays as it was
                 shutil.rmtree(work, ignore_errors=True)
-        _release_free_memory()  # the last checkpoint's host copies
+        data.release_free_memory()  # the last checkpoint's host copies
         table_VxD = jm.to_host(tr.input_table(state))[: len(corpus.vocab)]
         summary = _summary(run, corpus, started) | {"finished": finished}
         if jax.process_index() == 0:
@@ -404,7 +402,7 @@ def _train(
             clock_restarted = True
         calls_done += 1
         if calls_done % _RELEASE_EVERY == 1:  # after compiling, then now and then
-            _release_free_memory()
+            data.release_free_memory()
 
     clock_restarted = False  # after the first call of this process, which compiled the step
     calls_done = 0
@@ -456,27 +454,7 @@ def _train(
     return state, True
 
 
-_RELEASE_EVERY = 64  # calls between _release_free_memory() in the loop (~1 ms each)
-
-
-@functools.cache
-def _malloc_trim():
-    try:
-        return ctypes.CDLL(None).malloc_trim  # glibc
-    except (AttributeError, OSError):  # macOS, musl, Windows: nothing to call
-        return None
-
-
-def _release_free_memory() -> None:
-    """Hands the C heap's free pages back to the OS (glibc's `malloc_trim`; elsewhere nothing).
-
-    glibc keeps freed memory for reuse, and memory freed by one thread (reading the corpus,
-    compiling) is not reused by the step's threads, which allocate from arenas of their own: it
-    would stay in the process's resident size for the whole run.
-    """
-    trim = _malloc_trim()
-    if trim is not None:
-        trim(0)
+_RELEASE_EVERY = 64  # calls between data.release_free_memory() in the loop
 
 
 def _calls(batches: Iterator[dict], size: int) -> Iterator[list[dict]]:

@@ -2,13 +2,16 @@
 
 import collections
 import itertools
+import os
 import threading
+import tracemalloc
 
 import gensim
 import numpy as np
 import pytest
 from test_corpus import LEE, TEXT, write  # the reading tests' corpus files
 
+from jaxembed import data
 from jaxembed.corpus import Corpus, read_corpus
 from jaxembed.data import (
     cbow_batches,
@@ -18,6 +21,7 @@ from jaxembed.data import (
     next_token_batches,
     noise_distribution,
     prefetch,
+    release_free_memory,
     skipgram_batches,
 )
 from jaxembed.positions import sliding_windows
@@ -149,6 +153,41 @@ def test_cbow_examples_equal_word2vec_loop(window, sample):
         assert np.all(np.diff(batch["slot_center_L"]) >= 0)  # sorted, padding included
     assert got == expected
     assert batches[0]["context_L"].shape == (cbow_slot_capacity(8, window),)
+
+
+@pytest.mark.parametrize("chunk_tokens", [23, 100])
+def test_cbow_examples_hold_the_skipgram_pairs_of_the_same_draws_across_chunks(chunk_tokens):
+    # Both objectives draw each chunk's subsampling and reaches alike: a CBOW example's (center,
+    # context word) pairs are skip-gram's, also where a batch spans chunks (8 > some chunks).
+    corpus = random_corpus(n_sentences=60, seed=2)
+    common = dict(seed=4, epoch=1, epochs=2, chunk_tokens=chunk_tokens)
+    skipgram = list(skipgram_batches(corpus, 3, 1e-2, 8, **common))
+    centers, contexts = real_rows(skipgram, "center_B"), real_rows(skipgram, "context_B")
+    expected = collections.Counter(zip(centers.tolist(), contexts.tolist(), strict=True))
+    got = collections.Counter()
+    for batch in cbow_batches(corpus, 3, 1e-2, 8, **common):
+        slots = batch["slot_mask_L"] == 1
+        centers = batch["center_B"][batch["slot_center_L"][slots]]
+        got.update(zip(centers.tolist(), batch["context_L"][slots].tolist(), strict=True))
+    assert got == expected and sum(got.values()) > 100
+
+
+def test_cbow_batches_hold_a_few_bytes_an_example_between_shuffling_and_batching():
+    # 4 chunks of 2**18 words, all kept: the examples of a chunk wait as (chunk, position), 8
+    # bytes each, and a chunk's words are dropped once its last batch is made (48 bytes a word
+    # of a chunk at the peak). Held as context IDs and masks (2 * window int32 + bool, 45 bytes
+    # at window 5), made from (words, 2 * window) temporaries, they took 263.
+    rng = np.random.default_rng(0)
+    n = 1 << 20
+    corpus = make_corpus(np.array_split(rng.integers(0, 1000, n), n // 20), 1000)
+    tracemalloc.start()
+    try:
+        for _ in cbow_batches(corpus, 5, 0.0, 4096, seed=0, epoch=0, chunk_tokens=n // 4):
+            pass
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 64 * (n // 4), f"{peak / (n // 4):.1f} bytes a word of a chunk"
 
 
 def test_cbow_slots_hold_the_real_context_words_in_order_and_overflow_to_the_padded_size():
@@ -343,3 +382,23 @@ def test_bad_arguments_name_the_fix(call, message):
     corpus = make_corpus([[0, 1, 2], [3, 4, 5], [6]], 7)
     with pytest.raises(ValueError, match=message):
         call(corpus)
+
+
+def _resident_mib() -> float:
+    with open("/proc/self/status") as f:
+        return next(int(line.split()[1]) for line in f if line.startswith("VmRSS")) / 1024
+
+
+@pytest.mark.skipif(
+    data._malloc_trim() is None or not os.path.exists("/proc/self/status"),
+    reason="glibc's malloc_trim and /proc: Linux only",
+)
+def test_release_free_memory_returns_a_freed_fragmented_heap_to_the_os():
+    # 64 KiB blocks sit below glibc's mmap threshold: they come from the heap, and every other one
+    # freed leaves holes that free() alone does not give back.
+    blocks = [np.ones(8192) for _ in range(4096)]  # 256 MiB
+    del blocks[::2]
+    before = _resident_mib()
+    release_free_memory()
+    assert before - _resident_mib() > 64  # of the 128 MiB freed
+    del blocks

@@ -277,26 +277,6 @@ def test_time_left_counts_from_the_end_of_the_first_call():
     bar.close()
 
 
-def _resident_mib() -> float:
-    with open("/proc/self/status") as f:
-        return next(int(line.split()[1]) for line in f if line.startswith("VmRSS")) / 1024
-
-
-@pytest.mark.skipif(
-    loop._malloc_trim() is None or not os.path.exists("/proc/self/status"),
-    reason="glibc's malloc_trim and /proc: Linux only",
-)
-def test_release_free_memory_returns_a_freed_fragmented_heap_to_the_os():
-    # 64 KiB blocks sit below glibc's mmap threshold: they come from the heap, and every other one
-    # freed leaves holes that free() alone does not give back.
-    blocks = [np.ones(8192) for _ in range(4096)]  # 256 MiB
-    del blocks[::2]
-    before = _resident_mib()
-    loop._release_free_memory()
-    assert before - _resident_mib() > 64  # of the 128 MiB freed
-    del blocks
-
-
 def test_steps_per_call_defaults_by_objective_and_a_resumed_run_keeps_its_own(corpus, tmp_path):
     assert loop.FitConfig().for_objective("skipgram").steps_per_call == 16  # on a CPU
     assert loop.FitConfig().for_objective("cbow").steps_per_call == 64
