@@ -43,6 +43,7 @@ __all__ = [
 ]
 
 _CHUNK_TOKENS = 1 << 20  # corpus words per batch-generation chunk (one RNG stream each)
+_KEEP_BLOCK = 1 << 16  # words per block of subsampling draws
 
 
 # ---------------------------------------------------------------------------- word2vec sampling
@@ -136,13 +137,20 @@ def skipgram_batches(
 
     def make(ids, starts, rng):
         sub, sentence, reach = _subsample(ids, starts, keep_V, window, rng)
-        center, context = [], []
+        masks = []  # (offset, the centers that reach `offset` words forward, and backward)
         for o in range(1, window + 1):
             same = sentence[:-o] == sentence[o:]
-            forward, backward = same & (reach[:-o] >= o), same & (reach[o:] >= o)
-            center += [sub[:-o][forward], sub[o:][backward]]
-            context += [sub[o:][forward], sub[:-o][backward]]
-        return np.concatenate(center), np.concatenate(context)
+            masks.append((o, same & (reach[:-o] >= o), same & (reach[o:] >= o)))
+        n = sum(int(forward.sum() + backward.sum()) for _, forward, backward in masks)
+        center, context = np.empty(n, np.int32), np.empty(n, np.int32)
+        at = 0  # filled in place: no per-offset pieces to concatenate (2 x 8 bytes a pair)
+        for o, forward, backward in masks:
+            for mask, here, there in ((forward, sub[:-o], sub[o:]), (backward, sub[o:], sub[:-o])):
+                end = at + int(mask.sum())
+                np.compress(mask, here, out=center[at:end])
+                np.compress(mask, there, out=context[at:end])
+                at = end
+        return center, context
 
     def to_batch(center_B, context_B):
         return {"center_B": center_B, "context_B": context_B}
@@ -328,7 +336,12 @@ def _subsample(ids, starts, keep_V, window, rng) -> tuple[np.ndarray, np.ndarray
     """Kept words, their sentence numbers and shrunk window reaches (random draws in fixed order)."""
     sentence = sentence_numbers(starts)
     if not np.all(keep_V == 1.0):
-        keep = rng.random(len(ids)) < keep_V[ids]
+        # Drawn a block at a time (the same numbers as one rng.random(len(ids))): 1 byte a word
+        # for the mask instead of two float64 temporaries, 16 bytes a word.
+        keep = np.empty(len(ids), bool)
+        for a in range(0, len(ids), _KEEP_BLOCK):
+            block = ids[a : a + _KEEP_BLOCK]
+            keep[a : a + len(block)] = rng.random(len(block)) < keep_V[block]
         ids, sentence = ids[keep], sentence[keep]
     reach = window - rng.integers(0, window, len(ids), dtype=np.int32)
     return np.asarray(ids, np.int32), sentence, reach
@@ -397,19 +410,33 @@ def _batches(corpus, chunks, make, to_batch, batch_size, seed, epoch, epochs, st
             order = np.arange(n, dtype=np.int32)  # rng.permutation(n)'s order and draws,
             rng.shuffle(order)  # in 4 bytes an example instead of 8
             order = order[max(skip - first, 0) :]
-            fresh = [a[order] for a in examples]
-            buffer_start = seen - len(order) - (0 if buffer is None else len(buffer[0]))
-            if buffer is not None:
-                fresh = [np.concatenate([b, a]) for b, a in zip(buffer, fresh, strict=True)]
+            fresh = []  # one array at a time, each dropped once shuffled
+            examples = list(examples)
+            while examples:
+                fresh.append(examples.pop(0)[order])
+            lead = 0 if buffer is None else len(buffer[0])  # the previous chunks' leftover
+            buffer_start = seen - len(order) - lead
             del examples, order
             release_free_memory()  # the chunk's temporaries: tens of MB, in this thread's arena
-            n_full = len(fresh[0]) // batch_size
+
+            def rows(lo, hi, lead=lead, buffer=buffer, fresh=fresh):  # of [buffer; fresh]
+                if lo >= lead:
+                    return [a[lo - lead : hi - lead] for a in fresh]
+                return [
+                    np.concatenate([b[lo:], a[: hi - lead]])
+                    for b, a in zip(buffer, fresh, strict=True)
+                ]
+
+            total = lead + len(fresh[0])
+            n_full = total // batch_size
             for i in range(n_full):
-                batch = [a[i * batch_size : (i + 1) * batch_size] for a in fresh]
+                batch = rows(i * batch_size, (i + 1) * batch_size)
                 if held is not None:
                     yield finish(*held)
                 held = (batch, batch_size, end_of(buffer_start + (i + 1) * batch_size - 1))
-            buffer = [a[n_full * batch_size :] for a in fresh]
+            # A copy: a view would keep this chunk's examples alive while the next is made.
+            buffer = [np.array(a) for a in rows(n_full * batch_size, total)]
+            del fresh, rows
         if buffer is not None and len(buffer[0]):
             if held is not None:
                 yield finish(*held)
