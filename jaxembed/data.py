@@ -21,6 +21,7 @@ import contextlib
 import ctypes
 import functools
 import itertools
+import mmap
 import queue
 import threading
 from collections.abc import Iterable, Iterator
@@ -130,9 +131,13 @@ def skipgram_batches(
       (4096,)
     """
     _check_batching(window, sample, batch_size, epoch, epochs, start_batch, chunk_tokens)
-    lengths_S = np.diff(corpus.sentence_starts)
-    most = sum(2 * int(np.maximum(lengths_S - o, 0).sum()) for o in range(1, window + 1))
-    _check_fits(batch_size, most, f"(center, context) pairs at window={window}")
+
+    def pairs(lengths):  # of sentences of these lengths: at each offset, forward and backward
+        return sum(2 * int(np.maximum(lengths - o, 0).sum()) for o in range(1, window + 1))
+
+    _check_fits(
+        batch_size, _over_sentences(corpus, pairs), f"(center, context) pairs at window={window}"
+    )
     keep_V = keep_probabilities(corpus.vocab.counts, sample)
 
     def make(ids, starts, rng):
@@ -193,8 +198,8 @@ def cbow_batches(
       ((1024,), (6720,))
     """
     _check_batching(window, sample, batch_size, epoch, epochs, start_batch, chunk_tokens)
-    lengths_S = np.diff(corpus.sentence_starts)
-    _check_fits(batch_size, int(lengths_S[lengths_S > 1].sum()), "centers with context words")
+    centers = _over_sentences(corpus, lambda lengths: int(lengths[lengths > 1].sum()))
+    _check_fits(batch_size, centers, "centers with context words")
     keep_V = keep_probabilities(corpus.vocab.counts, sample)
     offsets_C = np.concatenate([np.arange(-window, 0), np.arange(1, window + 1)]).astype(np.int32)
     capacity = cbow_slot_capacity(batch_size, window)
@@ -347,6 +352,16 @@ def _subsample(ids, starts, keep_V, window, rng) -> tuple[np.ndarray, np.ndarray
     return np.asarray(ids, np.int32), sentence, reach
 
 
+def _over_sentences(corpus: Corpus, count) -> int:
+    """The sum of `count(lengths)` over blocks of the corpus's sentence lengths: temporaries of
+    a block, not of the corpus (a 108M-word corpus has 87 MB of int64 offsets)."""
+    starts_S = corpus.sentence_starts
+    block = 1 << 20
+    return sum(
+        count(np.diff(starts_S[a : a + block + 1])) for a in range(0, len(starts_S) - 1, block)
+    )
+
+
 def sentence_numbers(starts: np.ndarray) -> np.ndarray:
     """int32 sentence number of each word, from sentence offsets (S+1,) that rise from 0."""
     return np.repeat(np.arange(len(starts) - 1, dtype=np.int32), np.diff(starts))
@@ -394,7 +409,9 @@ def _batches(corpus, chunks, make, to_batch, batch_size, seed, epoch, epochs, st
             starts = None
             if sentences is not None:
                 starts = corpus.sentence_starts[sentences[0] : sentences[1] + 1] - t0
-            examples = make(np.asarray(corpus.ids_N[t0:t1]), starts, rng)
+            ids = corpus.ids_N[t0:t1]
+            examples = make(np.asarray(ids), starts, rng)
+            _drop_pages(ids)  # memory-mapped IDs: the resident set stays one chunk, not the corpus
             n, first = len(examples[0]), seen
 
             def end_of(j, t0=t0, t1=t1, n=n, first=first):  # corpus position after example j
@@ -510,11 +527,28 @@ def prefetch(batches: Iterable[dict], size: int = 2) -> Iterator[dict]:
 
 
 @functools.cache
-def _malloc_trim():
+def _libc_function(name: str):
+    """A C library function (glibc's malloc_trim, madvise), or None where there is none."""
     try:
-        return ctypes.CDLL(None).malloc_trim  # glibc
-    except (AttributeError, OSError):  # macOS, musl, Windows: nothing to call
+        return getattr(ctypes.CDLL(None), name)
+    except (AttributeError, OSError):  # macOS (no malloc_trim), musl, Windows: nothing to call
         return None
+
+
+def _drop_pages(ids: np.ndarray) -> None:
+    """Takes the whole pages of a read-only memory-mapped array out of the process's resident
+    set (madvise MADV_DONTNEED): they stay in the page cache and are read again if touched.
+
+    Anything but a read-only np.memmap (`load_corpus`'s IDs) is left alone: on memory of the
+    process's own, or a copy-on-write map, the advice would discard the contents.
+    """
+    if not isinstance(ids, np.memmap) or ids.mode != "r" or not hasattr(mmap, "MADV_DONTNEED"):
+        return
+    madvise = _libc_function("madvise")
+    start, end = ids.ctypes.data, ids.ctypes.data + ids.nbytes
+    first, last = -(-start // mmap.PAGESIZE) * mmap.PAGESIZE, end // mmap.PAGESIZE * mmap.PAGESIZE
+    if madvise is not None and last > first:
+        madvise(ctypes.c_void_p(first), ctypes.c_size_t(last - first), mmap.MADV_DONTNEED)
 
 
 def release_free_memory() -> None:
@@ -525,7 +559,7 @@ def release_free_memory() -> None:
     arenas of their own: it would stay in the process's resident size for the whole run. A few
     milliseconds a call (it walks the heap: ~4 ms over 2.5 GB).
     """
-    trim = _malloc_trim()
+    trim = _libc_function("malloc_trim")
     if trim is not None:
         trim(0)
 

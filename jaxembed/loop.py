@@ -74,6 +74,8 @@ class FitConfig:
     tokenizer: str = "whitespace"  # "whitespace", "words" or "gpt2" (jaxembed.corpus.TOKENIZERS)
     lowercase: bool = False  # fold case before counting (not with gpt2)
     end_of_text: bool = False  # gpt2: end each line (a document) with <|endoftext|>
+    cache_dir: str | None = None  # keep the corpus's IDs in this folder, memory-mapped; a later
+    # run on the same files with the same token settings loads them instead of reading the text
     stride: int | None = None  # next-token: step between window starts; None: context_length
     epochs: int = 5  # passes over the corpus
     batch_size: int | None = None  # examples per step (pairs, centres, sequences)
@@ -306,6 +308,12 @@ def _corpus(source, config: FitConfig, progress: bool) -> tuple[list[str], Corpu
                 "tokens already - tokenize them yourself, or write them to a file",
                 "tokenizer",
             )
+        if config.cache_dir is not None:
+            raise ParameterError(
+                "cache_dir keeps the IDs of corpus files; sentences in memory have none - "
+                "pass cache_dir=None, or save them with jaxembed.corpus.save_corpus",
+                "cache_dir",
+            )
         return [], corpus_from_sentences(source, config.min_count, config.max_vocab)
     paths = corpus_paths(source)
     corpus = read_corpus(
@@ -315,6 +323,7 @@ def _corpus(source, config: FitConfig, progress: bool) -> tuple[list[str], Corpu
         tokenizer=config.tokenizer,
         lowercase=config.lowercase,
         end_of_text=config.end_of_text,
+        cache_dir=config.cache_dir,
         progress=progress,
     )
     return paths, corpus
@@ -482,7 +491,7 @@ def _settings(paths, corpus: Corpus, train_config: tr.TrainConfig, config: FitCo
     on as another's.
     """
     fit_settings = dataclasses.asdict(config)
-    for name in ("max_steps", "checkpoint_every", "keep_checkpoints", "mesh", "split"):
+    for name in ("max_steps", "checkpoint_every", "keep_checkpoints", "mesh", "split", "cache_dir"):
         fit_settings.pop(name)
     vocab = hashlib.blake2b(digest_size=16)
     vocab.update("\n".join(corpus.vocab.index_to_key).encode())

@@ -179,6 +179,28 @@ def test_gensim_flags_with_a_meaning_are_accepted(capsys, corpus, tmp_path):
     assert settings["objective"] == "cbow" and settings["dim"] == 6
 
 
+def test_cache_dir_reads_the_text_once_and_trains_the_same_table(
+    capsys, corpus, tmp_path, monkeypatch
+):
+    import numpy as np
+
+    from jaxembed import corpus as corpus_module
+
+    plain, cached, again = tmp_path / "plain", tmp_path / "cached", tmp_path / "again"
+    cache = tmp_path / "ids"
+    for out, flags in ((plain, ()), (cached, ("--cache-dir", str(cache)))):
+        code, err = _train(capsys, corpus, out, *flags)
+        assert code == 0, err
+    assert (cache / "ids.npy").is_file()
+    reads = []
+    monkeypatch.setattr(corpus_module, "_read", lambda *a: reads.append(a))  # must not be needed
+    code, err = _train(capsys, corpus, again, "--cache-dir", str(cache))
+    assert code == 0 and not reads, err
+    table = np.load(plain / "table.npy")
+    for out in (cached, again):  # the same run: memory-mapped IDs, dropped pages and all
+        np.testing.assert_array_equal(np.load(out / "table.npy"), table)
+
+
 def test_the_console_script_turns_on_the_compilation_cache(monkeypatch, tmp_path):
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
     monkeypatch.delenv("JAX_COMPILATION_CACHE_DIR", raising=False)

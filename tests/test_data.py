@@ -390,7 +390,7 @@ def _resident_mib() -> float:
 
 
 @pytest.mark.skipif(
-    data._malloc_trim() is None or not os.path.exists("/proc/self/status"),
+    data._libc_function("malloc_trim") is None or not os.path.exists("/proc/self/status"),
     reason="glibc's malloc_trim and /proc: Linux only",
 )
 def test_release_free_memory_returns_a_freed_fragmented_heap_to_the_os():
@@ -402,3 +402,32 @@ def test_release_free_memory_returns_a_freed_fragmented_heap_to_the_os():
     release_free_memory()
     assert before - _resident_mib() > 64  # of the 128 MiB freed
     del blocks
+
+
+def _resident_file_mib() -> float:
+    with open("/proc/self/status") as f:
+        return next(int(line.split()[1]) for line in f if line.startswith("RssFile")) / 1024
+
+
+@pytest.mark.skipif(
+    data._libc_function("madvise") is None or not os.path.exists("/proc/self/status"),
+    reason="madvise and /proc: Linux only",
+)
+def test_dropping_pages_of_memory_mapped_ids_shrinks_the_resident_set_and_keeps_the_values(
+    tmp_path,
+):
+    ids = np.arange(16 << 20, dtype=np.int32)  # 64 MiB
+    np.save(tmp_path / "ids.npy", ids)
+    mapped = np.load(tmp_path / "ids.npy", mmap_mode="r")
+    assert int(mapped[::1024].sum()) == int(ids[::1024].sum())  # every page touched: resident
+    before = _resident_file_mib()
+    data._drop_pages(mapped[: 8 << 20])  # the first half
+    assert before - _resident_file_mib() > 24
+    np.testing.assert_array_equal(mapped, ids)  # read again from the page cache
+    own = ids.copy()
+    data._drop_pages(own)  # not a map of a file: left alone (the advice would zero it)
+    np.testing.assert_array_equal(own, ids)
+    copy_on_write = np.load(tmp_path / "ids.npy", mmap_mode="c")
+    copy_on_write[:1024] = -1
+    data._drop_pages(copy_on_write)  # private pages: dropping them would lose the writes
+    assert (copy_on_write[:1024] == -1).all()

@@ -133,6 +133,14 @@ def register(subparsers) -> None:
         action="store_true",
         help="gpt2: end each line (a document) with <|endoftext|>, for next-token training",
     )
+    g.add_argument(
+        "--cache-dir",
+        metavar="DIR",
+        default=None,
+        help="keep the corpus's token IDs in DIR (memory-mapped, 4 bytes a token); a later run "
+        "on the same files with the same --tokenizer/--lowercase loads them instead of reading "
+        "the text again",
+    )
     g.add_argument("--sample", type=float, default=1e-3, help="subsampling threshold; 0 = off")
     g.add_argument("--min-count", type=int, default=5, help="drop rarer words")
     g.add_argument("--max-vocab", type=int, default=None, help="keep the most frequent words")
@@ -335,6 +343,7 @@ def run_train(args: argparse.Namespace) -> int:
         tokenizer=args.tokenizer,
         lowercase=args.lowercase,
         end_of_text=args.end_of_text,
+        cache_dir=args.cache_dir,
         stride=args.stride,
         epochs=args.epochs,
         batch_size=args.batch_size,
