@@ -384,9 +384,9 @@ def test_bad_arguments_name_the_fix(call, message):
         call(corpus)
 
 
-def _resident_mib() -> float:
+def _resident_mib(field: str = "VmRSS") -> float:
     with open("/proc/self/status") as f:
-        return next(int(line.split()[1]) for line in f if line.startswith("VmRSS")) / 1024
+        return next(int(line.split()[1]) for line in f if line.startswith(field)) / 1024
 
 
 @pytest.mark.skipif(
@@ -404,11 +404,6 @@ def test_release_free_memory_returns_a_freed_fragmented_heap_to_the_os():
     del blocks
 
 
-def _resident_file_mib() -> float:
-    with open("/proc/self/status") as f:
-        return next(int(line.split()[1]) for line in f if line.startswith("RssFile")) / 1024
-
-
 @pytest.mark.skipif(
     data._libc_function("madvise") is None or not os.path.exists("/proc/self/status"),
     reason="madvise and /proc: Linux only",
@@ -420,9 +415,9 @@ def test_dropping_pages_of_memory_mapped_ids_shrinks_the_resident_set_and_keeps_
     np.save(tmp_path / "ids.npy", ids)
     mapped = np.load(tmp_path / "ids.npy", mmap_mode="r")
     assert int(mapped[::1024].sum()) == int(ids[::1024].sum())  # every page touched: resident
-    before = _resident_file_mib()
+    before = _resident_mib("RssFile")
     data._drop_pages(mapped[: 8 << 20])  # the first half
-    assert before - _resident_file_mib() > 24
+    assert before - _resident_mib("RssFile") > 24
     np.testing.assert_array_equal(mapped, ids)  # read again from the page cache
     own = ids.copy()
     data._drop_pages(own)  # not a map of a file: left alone (the advice would zero it)
