@@ -615,44 +615,55 @@ class _BlockStore:
 
     def encode(self, remap_U, n_kept, raw_starts) -> tuple[np.ndarray, np.ndarray]:
         """Final IDs (words outside the vocabulary dropped) and the sentence starts among them."""
+        raw_file = out_file = None
         if self.file is None:
             raw = ids_N = self.ids.data
-        else:
-            self.file.close()
-            raw = np.memmap(self.raw_path, np.int32, "r", shape=(self.n,))
-            ids_N = self._new_ids_file(n_kept)
+        else:  # read and written a block at a time: the file pages are the page cache's, not
+            self.file.close()  # this process's (a memory map would hold both files resident)
+            raw_file, out_file = open(self.raw_path, "rb"), self._new_ids_file(n_kept)
         starts = np.empty_like(raw_starts)
         raw_pos, out = 0, 0
-        for size in self.sizes:
-            ids = remap_U[raw[raw_pos : raw_pos + size]]  # a copy: safe to write over raw
-            kept = ids >= 0
-            lo, hi = np.searchsorted(raw_starts, [raw_pos, raw_pos + size])
-            kept_before = np.concatenate([[0], np.cumsum(kept)])
-            starts[lo:hi] = out + kept_before[raw_starts[lo:hi] - raw_pos]
-            ids_N[out : out + int(kept_before[-1])] = ids[kept]
-            raw_pos, out = raw_pos + size, out + int(kept_before[-1])
+        try:
+            for size in self.sizes:
+                if raw_file is None:
+                    block = raw[raw_pos : raw_pos + size]
+                else:
+                    block = np.fromfile(raw_file, np.int32, size)
+                ids = remap_U[block]  # a copy: safe to write over raw
+                kept = ids >= 0
+                lo, hi = np.searchsorted(raw_starts, [raw_pos, raw_pos + size])
+                kept_before = np.concatenate([[0], np.cumsum(kept)])
+                starts[lo:hi] = out + kept_before[raw_starts[lo:hi] - raw_pos]
+                if out_file is None:
+                    ids_N[out : out + int(kept_before[-1])] = ids[kept]
+                else:
+                    out_file.write(ids[kept].tobytes())
+                raw_pos, out = raw_pos + size, out + int(kept_before[-1])
+            if out_file is not None:
+                out_file.flush()
+                os.fsync(out_file.fileno())
+        finally:
+            for f in (raw_file, out_file):
+                if f is not None:
+                    f.close()
         starts[-1] = out
         starts = starts[np.concatenate([[True], np.diff(starts) > 0])]  # drop emptied sentences
         if self.file is None:
             del raw, ids_N  # no view of the array is left
             ids_N = self.ids.array(n_kept)
         else:
-            ids_N.flush()
-            del ids_N
             os.replace(self.ids_path, os.path.join(self.dir, "ids.npy"))
             ids_N = np.load(os.path.join(self.dir, "ids.npy"), mmap_mode="r")
         return ids_N, starts
 
-    def _new_ids_file(self, n: int) -> np.ndarray:
-        """A fresh .npy file of n int32 (mkstemp: a new name, never a link), mapped for writing."""
+    def _new_ids_file(self, n: int):
+        """A fresh .npy file for n int32 (mkstemp: a new name, never a link), open after its
+        header for the IDs to be written in order."""
         fd, self.ids_path = tempfile.mkstemp(dir=self.dir, prefix=".tmp-ids-", suffix=".npy")
-        with os.fdopen(fd, "w+b") as f:
-            header = {"descr": np.dtype(np.int32).str, "fortran_order": False, "shape": (n,)}
-            np.lib.format.write_array_header_1_0(f, header)
-            offset = f.tell()
-            f.truncate(offset + 4 * n)
-            # Mapped through this handle, not reopened by name.
-            return np.memmap(f, np.int32, "r+", offset=offset, shape=(n,))
+        f = os.fdopen(fd, "wb")
+        header = {"descr": np.dtype(np.int32).str, "fortran_order": False, "shape": (n,)}
+        np.lib.format.write_array_header_1_0(f, header)
+        return f
 
     def close(self) -> None:
         if self.file is not None:
