@@ -148,7 +148,7 @@ def skipgram_batches(
             masks.append((o, same & (reach[:-o] >= o), same & (reach[o:] >= o)))
         n = sum(int(forward.sum() + backward.sum()) for _, forward, backward in masks)
         center, context = np.empty(n, np.int32), np.empty(n, np.int32)
-        at = 0  # filled in place: no per-offset pieces to concatenate (2 x 8 bytes a pair)
+        at = 0  # filled in place: no per-offset pieces to concatenate
         for o, forward, backward in masks:
             for mask, here, there in ((forward, sub[:-o], sub[o:]), (backward, sub[o:], sub[:-o])):
                 end = at + int(mask.sum())

@@ -62,15 +62,17 @@ UPDATES = ("auto", "sparse", "dense")
 class TrainConfig:
     """How a table is learned (the model and optimiser; the data side is loop.FitConfig).
 
-    optimizer, lr and min_lr left None take the objective's defaults (`jaxembed.objectives`):
-    word2vec's SGD from 0.025 (skip-gram; CBOW 0.05, as word2vec.c and fastText) to 0.0001,
-    next-token's Adam from 0.003 to 0.0003.
+    optimizer, lr, min_lr and share_negatives left None take the objective's defaults
+    (`jaxembed.objectives`): word2vec's SGD from 0.025 (skip-gram; CBOW 0.05, as word2vec.c and
+    fastText) to 0.0001, next-token's Adam from 0.003 to 0.0003; 64 pairs (skip-gram) or 16
+    centres (CBOW) per draw of noise words.
     """
 
     objective: str = "skipgram"  # "skipgram", "cbow" or "next-token"
     dim: int = 100  # D, the vector size (gensim's vector_size)
     negative: int = 5  # noise words per positive pair (gensim's negative); word2vec objectives
-    share_negatives: int = 64  # consecutive pairs sharing one draw of noise words; 1 = one each
+    share_negatives: int | None = None  # consecutive examples sharing one draw of noise words;
+    # 1 = one each (word2vec.c); None: the objective's (skip-gram 64, CBOW 16)
     ns_exponent: float = 0.75  # noise words drawn from counts ** ns_exponent (gensim's name;
     # word2vec.c's 0.75; fastText's 0.5; 0: uniform)
     optimizer: str | None = None  # "sgd", "adam" or "adamw" (optax); None: the objective's
@@ -91,7 +93,7 @@ class TrainConfig:
 
     def __post_init__(self) -> None:
         objective = ob.get(self.objective)
-        for name in ("optimizer", "lr", "min_lr"):
+        for name in ("optimizer", "lr", "min_lr", "share_negatives"):
             if getattr(self, name) is None:
                 object.__setattr__(self, name, getattr(objective, name))
         one_of("optimizer", self.optimizer, OPTIMIZERS)

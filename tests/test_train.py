@@ -304,8 +304,10 @@ def test_shared_noise_words_loss_matches_word2vec_formula_per_group(share):
     assert float(metrics["count"]) == B
 
 
-def test_default_shares_noise_words_in_groups_of_64():
+def test_default_shares_noise_words_in_groups_of_64_pairs_or_16_centres():
     assert tr.TrainConfig().share_negatives == 64
+    assert tr.TrainConfig(objective="cbow").share_negatives == 16
+    assert tr.TrainConfig(objective="cbow", share_negatives=64).share_negatives == 64
 
 
 def test_auto_update_is_sparse_for_sgd_only():

@@ -105,10 +105,10 @@ def register(subparsers) -> None:
     g.add_argument(
         "--share-negatives",
         type=int,
-        default=64,
-        help="consecutive pairs sharing one draw of noise words (each pair still sees --negative "
-        "words from word2vec's noise distribution); 1 = a draw per pair as word2vec.c, slower "
-        "on CPU (BENCHMARKS.md)",
+        default=None,
+        help="consecutive pairs (cbow: centres) sharing one draw of noise words (each still sees "
+        "--negative words from word2vec's noise distribution; default 64 for skipgram, 16 for "
+        "cbow); 1 = a draw per pair as word2vec.c, slower on CPU (BENCHMARKS.md)",
     )
     g.add_argument("--context-length", type=int, default=64, help="next-token: tokens per sequence")
     g.add_argument(
