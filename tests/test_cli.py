@@ -4,10 +4,12 @@ import argparse
 import dataclasses
 import re
 
+import numpy as np
 import pytest
 from conftest import random_corpus_file
 
 from jaxembed import cli
+from jaxembed import corpus as corpus_module
 from jaxembed.checks import ParameterError, positive_int
 from jaxembed.loop import FitConfig
 from jaxembed.train import TrainConfig
@@ -182,10 +184,6 @@ def test_gensim_flags_with_a_meaning_are_accepted(capsys, corpus, tmp_path):
 def test_cache_dir_reads_the_text_once_and_trains_the_same_table(
     capsys, corpus, tmp_path, monkeypatch
 ):
-    import numpy as np
-
-    from jaxembed import corpus as corpus_module
-
     plain, cached, again = tmp_path / "plain", tmp_path / "cached", tmp_path / "again"
     cache = tmp_path / "ids"
     for out, flags in ((plain, ()), (cached, ("--cache-dir", str(cache)))):

@@ -138,8 +138,8 @@ def register(subparsers) -> None:
         metavar="DIR",
         default=None,
         help="keep the corpus's token IDs in DIR (memory-mapped, 4 bytes a token); a later run "
-        "on the same files with the same --tokenizer/--lowercase loads them instead of reading "
-        "the text again",
+        "on the same files with the same --tokenizer, --lowercase and --end-of-text loads them "
+        "instead of reading the text again",
     )
     g.add_argument("--sample", type=float, default=1e-3, help="subsampling threshold; 0 = off")
     g.add_argument("--min-count", type=int, default=5, help="drop rarer words")
