@@ -142,19 +142,18 @@ def skipgram_batches(
 
     def make(ids, starts, rng):
         sub, sentence, reach = _subsample(ids, starts, keep_V, window, rng)
-        masks = []  # (offset, the centers that reach `offset` words forward, and backward)
+        pieces = []  # (centers that reach o words forward / backward, their centers, contexts)
         for o in range(1, window + 1):
             same = sentence[:-o] == sentence[o:]
-            masks.append((o, same & (reach[:-o] >= o), same & (reach[o:] >= o)))
-        n = sum(int(forward.sum() + backward.sum()) for _, forward, backward in masks)
-        center, context = np.empty(n, np.int32), np.empty(n, np.int32)
+            pieces.append((same & (reach[:-o] >= o), sub[:-o], sub[o:]))
+            pieces.append((same & (reach[o:] >= o), sub[o:], sub[:-o]))
+        ends = np.cumsum([int(mask.sum()) for mask, _, _ in pieces])
+        center, context = np.empty(ends[-1], np.int32), np.empty(ends[-1], np.int32)
         at = 0  # filled in place: no per-offset pieces to concatenate
-        for o, forward, backward in masks:
-            for mask, here, there in ((forward, sub[:-o], sub[o:]), (backward, sub[o:], sub[:-o])):
-                end = at + int(mask.sum())
-                np.compress(mask, here, out=center[at:end])
-                np.compress(mask, there, out=context[at:end])
-                at = end
+        for (mask, here, there), end in zip(pieces, ends, strict=True):
+            np.compress(mask, here, out=center[at:end])
+            np.compress(mask, there, out=context[at:end])
+            at = end
         return center, context
 
     def to_batch(center_B, context_B):
