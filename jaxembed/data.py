@@ -32,6 +32,7 @@ from jaxembed.checks import ParameterError, non_negative_int, positive_int
 from jaxembed.corpus import Corpus
 
 __all__ = [
+    "CHUNK_TOKENS",
     "keep_probabilities",
     "noise_distribution",
     "skipgram_batches",
@@ -41,13 +42,34 @@ __all__ = [
     "next_token_batches",
     "prefetch",
     "release_free_memory",
+    "shuffle_words",
 ]
 
-_CHUNK_TOKENS = 1 << 20  # corpus words per batch-generation chunk (one RNG stream each)
+CHUNK_TOKENS = 1 << 20  # corpus words per batch-generation chunk (one RNG stream each)
+_CHUNK_BATCHES = 64  # shuffle_words: a chunk holds at least this many batch sizes of words ...
+_MAX_CHUNK_TOKENS = 1 << 24  # ... up to 16M words (the memory of a chunk's examples)
 _KEEP_BLOCK = 1 << 16  # words per block of subsampling draws
 
 
 # ---------------------------------------------------------------------------- word2vec sampling
+
+
+def shuffle_words(batch_size: int, least: int = CHUNK_TOKENS) -> int:
+    """Words per shuffling chunk (`FitConfig.shuffle_words`'s default) for `batch_size` examples.
+
+    Each batch is drawn from one chunk of the corpus, its examples shuffled within the chunk. At
+    the CPU's batch sizes a 1M-word chunk makes ~500 batches; a 256k-pair batch would be an
+    eighth of it, a slice of the same few documents, and a run's steps would lurch from one
+    stretch of text to the next (on corpus-en-11m such a run diverged in its second epoch;
+    BENCHMARKS.md, section 7). So a chunk holds `least` words (the host pipeline's 1M; the
+    device pipeline's 4M), or 64 x batch_size words where that is more, up to 16M words.
+
+    Example:
+      >>> shuffle_words(4096), shuffle_words(262144), shuffle_words(1 << 20)
+      (1048576, 16777216, 16777216)
+    """
+    positive_int("batch_size", batch_size)
+    return max(least, min(_CHUNK_BATCHES * batch_size, _MAX_CHUNK_TOKENS))
 
 
 def keep_probabilities(counts_V: np.ndarray, sample: float) -> np.ndarray:
@@ -104,9 +126,9 @@ def skipgram_batches(
     *,
     epochs: int = 1,
     start_batch: int = 0,
-    chunk_tokens: int = _CHUNK_TOKENS,
+    chunk_tokens: int = CHUNK_TOKENS,
 ) -> Iterator[dict]:
-    """Skip-gram (center, context) pairs of one epoch, shuffled within chunks of ~1M words.
+    """Skip-gram (center, context) pairs of one epoch, shuffled within chunks of `chunk_tokens` words.
 
     Args:
       corpus: from `read_corpus`.
@@ -173,7 +195,7 @@ def cbow_batches(
     *,
     epochs: int = 1,
     start_batch: int = 0,
-    chunk_tokens: int = _CHUNK_TOKENS,
+    chunk_tokens: int = CHUNK_TOKENS,
 ) -> Iterator[dict]:
     """CBOW examples of one epoch: each center word with the context words of its shrunk window.
 

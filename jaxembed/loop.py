@@ -58,6 +58,8 @@ from jaxembed.corpus import (
     corpus_paths,
     read_corpus,
 )
+from jaxembed.device_batches import CHUNK_TOKENS as _DEVICE_CHUNK_TOKENS
+from jaxembed.device_batches import DeviceBatches
 from jaxembed.vocab import Vocab
 
 BATCHES = ("auto", "host", "device")
@@ -88,13 +90,23 @@ class FitConfig:
     keep_checkpoints: int = 2  # checkpoints kept on disk, newest first
     max_steps: int | None = None  # stop (with a checkpoint) after this many steps; resume later
     batches: str = "auto"  # word2vec: "host" (numpy thread), "device" (jitted); auto: by backend
+    shuffle_words: int | None = None  # word2vec: each batch is drawn from a chunk of this many
+    # corpus words, shuffled; None: `data.shuffle_words` (1M words on the host, 4M on the
+    # device, 64 x batch_size where more, up to 16M); a resumed run keeps the value it started with
     mesh: tuple[int, int] | None = None  # (data, model) devices; None: one device, no sharding
     split: str = "rows"  # how "model" devices split the tables: "rows" or "columns" (CPU: faster)
 
     def __post_init__(self) -> None:
         for name in ("window", "min_count", "epochs", "keep_checkpoints"):
             positive_int(name, getattr(self, name))
-        for name in ("max_vocab", "max_steps", "batch_size", "stride", "steps_per_call"):
+        for name in (
+            "max_vocab",
+            "max_steps",
+            "batch_size",
+            "stride",
+            "steps_per_call",
+            "shuffle_words",
+        ):
             optional_positive_int(name, getattr(self, name))
         non_negative_int("checkpoint_every", self.checkpoint_every)
         if not 0 <= self.sample < 1:
@@ -133,6 +145,9 @@ class FitConfig:
         if config.batches == "auto":
             device = record.negatives and accelerator
             config = dataclasses.replace(config, batches="device" if device else "host")
+        if config.shuffle_words is None and record.negatives:
+            words = data.shuffle_words(config.batch_size, _pipeline_chunk(config.batches))
+            config = dataclasses.replace(config, shuffle_words=words)
         return config
 
 
@@ -217,9 +232,12 @@ def fit(
     out = rundir.check_out_dir(out_dir, resume, overwrite)
     if resume:  # the run's own values of the settings left unset, if an older default
         saved = rundir.saved_settings(out).get("fit", {})
-        for name in ("steps_per_call", "batch_size"):
+        for name in ("steps_per_call", "batch_size", "shuffle_words"):
             if getattr(fit_config, name) is None:
                 fit_config = dataclasses.replace(fit_config, **{name: saved.get(name)})
+        if fit_config.shuffle_words is None and saved and "shuffle_words" not in saved:
+            # a run saved before the setting: its pipeline's fixed chunk
+            fit_config = dataclasses.replace(fit_config, shuffle_words=_old_shuffle_words(saved))
     config = fit_config.for_objective(train_config.objective)
     objective = ob.get(train_config.objective)
     on_host_0 = progress and jax.process_index() == 0
@@ -331,8 +349,6 @@ def _corpus(source, config: FitConfig, progress: bool) -> tuple[list[str], Corpu
 
 def _device_batches(corpus, train_config, config, mesh):
     """`jaxembed.device_batches.DeviceBatches` for this run (one process; split over "data")."""
-    from jaxembed.device_batches import DeviceBatches
-
     if jax.process_count() > 1:
         raise ParameterError(
             "batches='device' runs in one process (its devices may form a mesh); with "
@@ -353,6 +369,7 @@ def _device_batches(corpus, train_config, config, mesh):
         config.batch_size,
         train_config.seed,
         config.steps_per_call,
+        chunk_tokens=config.shuffle_words,
         mesh=mesh,
     )
 
@@ -512,6 +529,8 @@ def _check_same_settings(saved: dict, current: dict, out: Path, train_config) ->
     for name in ("tokenizer", "lowercase", "end_of_text", "stride"):
         saved.get("fit", {}).setdefault(name, defaults[name])
     saved.get("fit", {}).setdefault("batches", "host")  # the only batches before the option
+    if current.get("fit", {}).get("shuffle_words") is not None:
+        saved.get("fit", {}).setdefault("shuffle_words", _old_shuffle_words(saved.get("fit", {})))
     saved.get("train", {}).setdefault("row_scale", "none")
     saved.get("train", {}).setdefault("row_cap", 32)
     saved.get("train", {}).setdefault("ns_exponent", 0.75)
@@ -544,6 +563,16 @@ def _check_same_settings(saved: dict, current: dict, out: Path, train_config) ->
         "settings, or pass overwrite=True to start afresh",
         "overwrite",
     )
+
+
+def _pipeline_chunk(batches: str) -> int:
+    """Words per chunk of the host or device pipeline at the CPU's batch sizes (the smallest)."""
+    return _DEVICE_CHUNK_TOKENS if batches == "device" else data.CHUNK_TOKENS
+
+
+def _old_shuffle_words(saved_fit: dict) -> int:
+    """The chunk of a run saved before `FitConfig.shuffle_words`: its pipeline's, fixed then."""
+    return _pipeline_chunk(saved_fit.get("batches", "host"))
 
 
 def _summary(run: Progress, corpus: Corpus, started: float) -> dict[str, Any]:

@@ -475,12 +475,16 @@ def _word2vec_tables(key, rows: int, dim: int) -> dict:
 
 def _skipgram_batches(corpus, train, fit, epoch, start_batch):
     common = dict(seed=train.seed, epoch=epoch, epochs=fit.epochs, start_batch=start_batch)
-    return data.skipgram_batches(corpus, fit.window, fit.sample, fit.batch_size, **common)
+    return data.skipgram_batches(
+        corpus, fit.window, fit.sample, fit.batch_size, chunk_tokens=fit.shuffle_words, **common
+    )
 
 
 def _cbow_batches(corpus, train, fit, epoch, start_batch):
     common = dict(seed=train.seed, epoch=epoch, epochs=fit.epochs, start_batch=start_batch)
-    return data.cbow_batches(corpus, fit.window, fit.sample, fit.batch_size, **common)
+    return data.cbow_batches(
+        corpus, fit.window, fit.sample, fit.batch_size, chunk_tokens=fit.shuffle_words, **common
+    )
 
 
 # ---------------------------------------------------------------------------- next-token step

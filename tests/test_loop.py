@@ -5,6 +5,7 @@ import json
 import os
 from pathlib import Path
 
+import jax
 import numpy as np
 import pytest
 from gensim.models import KeyedVectors
@@ -359,3 +360,58 @@ def test_ns_exponent_shapes_the_noise_and_is_kept_with_the_run(corpus, tmp_path)
     _cli([str(corpus), "--out", str(tmp_path / "c"), "--epochs", "1", "--dim", "8",
           "--min-count", "1", "--ns-exponent", "0.5", "--no-progress"])  # fmt: skip
     assert rundir.read_summary(tmp_path / "c")["settings"]["train"]["ns_exponent"] == 0.5
+
+
+def test_a_large_batch_is_drawn_from_a_chunk_of_64_batch_sizes_of_words():
+    """FitConfig.shuffle_words: the pipeline's chunk (1M words on the host, 4M on the device) up to
+    64 x batch_size words, up to 16M; given, or for next-token (no chunks), it stays."""
+    for batches, least in (("host", 1 << 20), ("device", 1 << 22)):
+        for batch, words in ((4096, least), (1 << 16, max(least, 1 << 22)), (1 << 20, 1 << 24)):
+            config = loop.FitConfig(batch_size=batch, batches=batches).for_objective("skipgram")
+            assert config.shuffle_words == words
+    given = loop.FitConfig(batch_size=1 << 20, shuffle_words=1000).for_objective("cbow")
+    assert given.shuffle_words == 1000
+    assert loop.FitConfig().for_objective("next-token").shuffle_words is None
+    with pytest.raises(ValueError, match="shuffle_words must be a positive integer"):
+        loop.FitConfig(shuffle_words=0)
+
+
+@pytest.mark.parametrize("batches", ["host", "device"])
+def test_shuffle_words_sets_the_chunks_a_run_draws_its_batches_from(batches):
+    """A corpus of 3,200 words whose ID is its position // 100: with chunks of 800 words the
+    first batch's pairs come from the first 800 (IDs < 8), with the default chunk (the whole
+    corpus) from all of it."""
+    from jaxembed import objectives as ob
+    from jaxembed.corpus import corpus_from_ids
+
+    keys = [f"w{i:02d}" for i in range(32)]
+    corpus = corpus_from_ids(np.arange(3200) // 100, Vocab.from_keys(keys), np.arange(0, 3201, 8))
+    firsts = {}
+    for words in (800, None):
+        config = loop.FitConfig(**{**vars(FIT), "batches": batches, "shuffle_words": words})
+        config = config.for_objective("skipgram")
+        if batches == "host":
+            batch = next(ob.get("skipgram").batches(corpus, TRAIN, config, 0, 0))
+        else:
+            stream = loop._device_batches(corpus, TRAIN, config, None)
+            assert len(stream.chunks) == (4 if words else 1)
+            batch = jax.device_get(next(stream.calls(0, 1))[0])
+        firsts[words] = np.asarray(batch["center_B"])[np.asarray(batch["mask_B"]) > 0]
+    assert firsts[800].max() < 8 and firsts[None].max() >= 8
+
+
+def test_a_run_saved_before_shuffle_words_resumes_with_its_pipelines_chunk(corpus, tmp_path):
+    whole = loop.fit([corpus], tmp_path / "whole", TRAIN, FIT, progress=False)
+    part = tmp_path / "part"
+    loop.fit([corpus], part, TRAIN, loop.FitConfig(**{**vars(FIT), "max_steps": 5}), progress=False)
+    for meta in part.glob(f"{rundir.CHECKPOINTS}/*/meta/metadata"):  # as saved before the setting
+        saved = json.loads(meta.read_text())
+        del saved["settings"]["fit"]["shuffle_words"]
+        meta.write_text(json.dumps(saved))
+    resumed = loop.fit([corpus], part, TRAIN, FIT, resume=True, progress=False)
+    assert resumed.fit_config.shuffle_words == 1 << 20
+    np.testing.assert_array_equal(resumed.table_VxD, whole.table_VxD)
+    # Resumed with another chunk: refused, naming the setting.
+    other = loop.FitConfig(**{**vars(FIT), "shuffle_words": 800})
+    with pytest.raises(ValueError, match="shuffle_words: 1048576 in the checkpoint, 800 now"):
+        loop.fit([corpus], part, TRAIN, other, resume=True, progress=False)

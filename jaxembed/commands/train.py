@@ -168,6 +168,14 @@ def register(subparsers) -> None:
         "device (jitted, on the GPU/TPU that trains; jaxembed.device_batches); auto: device on "
         "a GPU or TPU, else host",
     )
+    g.add_argument(
+        "--shuffle-words",
+        type=int,
+        default=None,
+        help="word2vec: each batch is drawn from a chunk of this many corpus words, shuffled "
+        "(default: 1M words on the host, 4M on the device, or 64 x --batch-size where more, up "
+        "to 16M: a large batch from a short chunk diverged; --resume keeps the run's own)",
+    )
     g = p.add_argument_group("optimiser")
     g.add_argument(
         "--optimizer",
@@ -354,6 +362,7 @@ def run_train(args: argparse.Namespace) -> int:
         mesh=_parse_mesh(args.mesh, args.devices),
         split=args.split,
         batches=args.batches,
+        shuffle_words=args.shuffle_words,
     )
     summary = fit(
         args.corpus,
