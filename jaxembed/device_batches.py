@@ -4,9 +4,10 @@
 a fraction of what a GPU step consumes. This module samples the same process inside jitted JAX
 code, on whatever device trains (`FitConfig.batches="device"`, `jaxembed train --batches device`):
 
-1. The corpus is cut into the same sentence-aligned chunks as the host pipeline (larger ones:
-   `CHUNK_TOKENS`), each padded to one static length so a single compiled program serves them
-   all. A chunk's IDs and sentence numbers go to the device once per epoch.
+1. The corpus is cut into sentence-aligned chunks as in the host pipeline (larger ones:
+   `CHUNK_TOKENS`, or `FitConfig.shuffle_words` for a large batch, `jaxembed.data.shuffle_words`),
+   each padded to one static length so a single compiled program serves them all. A chunk's
+   IDs and sentence numbers go to the device once per epoch.
 2. `chunk_examples` keeps word i with probability `keep_probabilities`, compacts the kept words
    (cumulative sum and scatter), draws each a reach ``window - b``, b uniform in [0, window),
    forms every (centre, context) candidate at offsets 1..window in both directions within a
