@@ -235,7 +235,8 @@ def fit(
         for name in ("steps_per_call", "batch_size", "shuffle_words"):
             if getattr(fit_config, name) is None:
                 fit_config = dataclasses.replace(fit_config, **{name: saved.get(name)})
-        if fit_config.shuffle_words is None and saved and "shuffle_words" not in saved:
+        word2vec = ob.get(train_config.objective).negatives
+        if fit_config.shuffle_words is None and word2vec and "shuffle_words" not in saved:
             # a run saved before the setting: its pipeline's fixed chunk
             fit_config = dataclasses.replace(fit_config, shuffle_words=_old_shuffle_words(saved))
     config = fit_config.for_objective(train_config.objective)
@@ -529,8 +530,10 @@ def _check_same_settings(saved: dict, current: dict, out: Path, train_config) ->
     for name in ("tokenizer", "lowercase", "end_of_text", "stride"):
         saved.get("fit", {}).setdefault(name, defaults[name])
     saved.get("fit", {}).setdefault("batches", "host")  # the only batches before the option
-    if current.get("fit", {}).get("shuffle_words") is not None:
-        saved.get("fit", {}).setdefault("shuffle_words", _old_shuffle_words(saved.get("fit", {})))
+    saved_fit = saved.get("fit", {})
+    if "shuffle_words" not in saved_fit:  # word2vec's chunk was its pipeline's (next-token: none)
+        now = current.get("fit", {}).get("shuffle_words")
+        saved_fit["shuffle_words"] = None if now is None else _old_shuffle_words(saved_fit)
     saved.get("train", {}).setdefault("row_scale", "none")
     saved.get("train", {}).setdefault("row_cap", 32)
     saved.get("train", {}).setdefault("ns_exponent", 0.75)

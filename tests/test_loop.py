@@ -400,17 +400,25 @@ def test_shuffle_words_sets_the_chunks_a_run_draws_its_batches_from(batches):
     assert firsts[800].max() < 8 and firsts[None].max() >= 8
 
 
-def test_a_run_saved_before_shuffle_words_resumes_with_its_pipelines_chunk(corpus, tmp_path):
-    whole = loop.fit([corpus], tmp_path / "whole", TRAIN, FIT, progress=False)
+@pytest.mark.parametrize("objective", ["skipgram", "next-token"])
+def test_a_run_saved_before_shuffle_words_resumes_with_its_pipelines_chunk(
+    corpus, tmp_path, objective
+):
+    train = TRAIN
+    if objective == "next-token":
+        train = TrainConfig(objective=objective, dim=8, context_length=8, optimizer="adam")
+    whole = loop.fit([corpus], tmp_path / "whole", train, FIT, progress=False)
     part = tmp_path / "part"
-    loop.fit([corpus], part, TRAIN, loop.FitConfig(**{**vars(FIT), "max_steps": 5}), progress=False)
+    loop.fit([corpus], part, train, loop.FitConfig(**{**vars(FIT), "max_steps": 5}), progress=False)
     for meta in part.glob(f"{rundir.CHECKPOINTS}/*/meta/metadata"):  # as saved before the setting
         saved = json.loads(meta.read_text())
         del saved["settings"]["fit"]["shuffle_words"]
         meta.write_text(json.dumps(saved))
-    resumed = loop.fit([corpus], part, TRAIN, FIT, resume=True, progress=False)
-    assert resumed.fit_config.shuffle_words == 1 << 20
+    resumed = loop.fit([corpus], part, train, FIT, resume=True, progress=False)
+    assert resumed.fit_config.shuffle_words == (None if objective == "next-token" else 1 << 20)
     np.testing.assert_array_equal(resumed.table_VxD, whole.table_VxD)
+    if objective == "next-token":
+        return
     # Resumed with another chunk: refused, naming the setting.
     other = loop.FitConfig(**{**vars(FIT), "shuffle_words": 800})
     with pytest.raises(ValueError, match="shuffle_words: 1048576 in the checkpoint, 800 now"):
