@@ -317,7 +317,7 @@ def _output_bends(p: _Pairs, totals):
     return (pos_B, neg_GxK.reshape(-1))
 
 
-def _curvature_scales(rule, lr, slots: _Slots, sums_SxD, bends):
+def _curvature_scales(rule, lr, slots: _Slots, sums_SxD, bends, step_max=None):
     """Per-occurrence factors of the curvature rules of `TrainConfig.row_scale`.
 
     A row whose summed gradient in the step is g moves by -lr g under plain SGD. Along g, the
@@ -338,6 +338,8 @@ def _curvature_scales(rule, lr, slots: _Slots, sums_SxD, bends):
       slots: `_slots` of the table's gradient rows.
       sums_SxD: the gradient summed in those slots.
       bends: each occurrence's g' H_o g (pieces as the gradient's).
+      step_max: if given, no row moves further than this (`TrainConfig.row_step_max`): where the
+        rule's step lr * scale * |g| is longer, the scale shrinks to reach step_max.
 
     Returns:
       A tuple of (N,) factors matching the gradient's pieces.
@@ -349,6 +351,9 @@ def _curvature_scales(rule, lr, slots: _Slots, sums_SxD, bends):
         scale_S = 1.0 / jnp.maximum(1.0, lr * h_S)
     else:
         scale_S = 1.0 / (1.0 + lr * h_S)
+    if step_max is not None:
+        length_S = lr * scale_S * jnp.sqrt(norm_S)
+        scale_S = scale_S * jnp.minimum(1.0, step_max / jnp.maximum(length_S, 1e-30))
     return slots.spread(scale_S)
 
 
@@ -404,7 +409,9 @@ def _word2vec_sparse(
         (g_in,) = in_slots.spread(in_sums)
         in_pairs = None if in_pairs is None else in_pairs.reshape(-1)
         in_bends = (in_weights.reshape(-1) * _input_bends(pairs, g_in, in_pairs),)
-        grad_in = _scaled(grad_in, _curvature_scales(rule, lr, in_slots, in_sums, in_bends))
+        step_max = config.row_step_max
+        in_scales = _curvature_scales(rule, lr, in_slots, in_sums, in_bends, step_max)
+        grad_in = _scaled(grad_in, in_scales)
         if rule == "sequential":
             # The input rows move first; the output rows then take their step against the moved
             # input rows, so that no score moves by both of its rows' steps at once.
@@ -415,7 +422,8 @@ def _word2vec_sparse(
             pairs = _Pairs(v_BxD, u_pos_BxD, u_neg_GxKxD, bend_BxJ, bend_BxJ)
         out_sums = out_slots.sum(jnp.concatenate(grad_u))
         out_bends = _output_bends(pairs, out_slots.spread(out_sums))
-        grad_u = _scaled(grad_u, _curvature_scales(rule, lr, out_slots, out_sums, out_bends))
+        out_scales = _curvature_scales(rule, lr, out_slots, out_sums, out_bends, step_max)
+        grad_u = _scaled(grad_u, out_scales)
     elif rule != "none":
         counting = (rule, config.row_cap)
         grad_in = _scaled(grad_in, _row_scales(counting, in_slots, (in_weights.reshape(-1),)))

@@ -88,6 +88,10 @@ class TrainConfig:
     # BENCHMARKS.md, 7)
     row_scale: str = "auto"
     row_cap: int = 32
+    # curvature rules (auto: above the default batch): no row moves further than this in one
+    # step (a trust region); None: no limit. 1.0 keeps newton stable at 1M skip-gram pairs and
+    # does not bind at 65k-256k (BENCHMARKS.md, 7)
+    row_step_max: float | None = None
     context_length: int = 64  # next-token: positions in the position table (T)
     seed: int = 1  # initial table and noise-word draws
 
@@ -120,6 +124,18 @@ class TrainConfig:
                 f"need lr > 0 and 0 <= min_lr <= lr; got lr={self.lr}, min_lr={self.min_lr}",
                 "lr",
                 "min_lr",
+            )
+        if self.row_step_max is not None and not self.row_step_max > 0:
+            raise ParameterError(
+                f"row_step_max must be > 0 or None (no limit); got {self.row_step_max}",
+                "row_step_max",
+            )
+        if self.row_step_max is not None and self.row_scale not in ob.CURVATURE_RULES + ("auto",):
+            raise ParameterError(
+                f"row_step_max limits the steps of the curvature rules - use row_scale='auto' or "
+                f"one of {ob.CURVATURE_RULES}, not {self.row_scale!r}",
+                "row_step_max",
+                "row_scale",
             )
         if not 0 <= self.ns_exponent <= 1:
             raise ParameterError(

@@ -703,3 +703,33 @@ def test_two_processes_give_the_same_table_as_one(tmp_path):
 @pytest.mark.parametrize("vocab, rows", [(1, 128), (128, 128), (129, 256), (61286, 61312)])
 def test_tables_are_padded_to_a_multiple_of_128_rows(vocab, rows):
     assert jm.padded_vocab_size(vocab) == rows
+
+
+@pytest.mark.parametrize("rule", ["newton", "implicit"])
+def test_row_step_max_shortens_the_rows_that_would_move_further(rule):
+    """With row_step_max = m each row moves along its rule's step, by at most m: the rows whose
+    step is longer are shortened to m, the others move exactly as without the limit."""
+    vocab = 12
+    batch = _batch("skipgram", seed=6, batch=64, vocab=vocab)
+    steps, lengths = {}, None
+    for step_max in (None, "median"):
+        if step_max == "median":  # half the rows' steps are longer
+            step_max = float(np.median(lengths[lengths > 0]))
+        config = tr.TrainConfig(dim=D, lr=4.0, min_lr=0.0, row_scale=rule, row_step_max=step_max)
+        state = _random_state(config, vocab=vocab)
+        new, _ = tr.make_train_step(config, _noise(vocab))(_copy(state), batch)
+        steps[step_max is None] = {
+            name: np.asarray(new.params[name]) - np.asarray(state.params[name])
+            for name in ("embed", "out")
+        }
+        if lengths is None:
+            lengths = np.concatenate([np.linalg.norm(d, axis=1) for d in steps[True].values()])
+    capped = 0
+    for name, free in steps[True].items():
+        length = np.linalg.norm(free, axis=1, keepdims=True)
+        want = free * np.minimum(1.0, step_max / np.maximum(length, 1e-30))
+        np.testing.assert_allclose(steps[False][name], want, rtol=1e-4, atol=1e-6)
+        capped += int(np.sum(length > step_max * 1.01))
+    assert capped >= 2
+    with pytest.raises(ValueError, match="row_step_max limits the steps of the curvature rules"):
+        tr.TrainConfig(row_scale="count", row_step_max=1.0)

@@ -230,6 +230,13 @@ def register(subparsers) -> None:
         "objective's default --batch-size, newton above it (BENCHMARKS.md, section 7)",
     )
     g.add_argument("--row-cap", type=int, default=32, help="--row-scale cap's contributions")
+    g.add_argument(
+        "--row-step-max",
+        type=float,
+        default=None,
+        help="with a curvature --row-scale (newton ...): no row moves further than this in one "
+        "step (1.0 keeps newton stable at 1M skip-gram pairs; default: no limit)",
+    )
     g.add_argument("--seed", type=int, default=1, help="random seed")
     g = p.add_argument_group("run")
     g.add_argument("--checkpoint-every", type=int, default=0, help="steps; 0 = at the end only")
@@ -340,6 +347,7 @@ def run_train(args: argparse.Namespace) -> int:
         update=args.update,
         row_scale=args.row_scale,
         row_cap=args.row_cap,
+        row_step_max=args.row_step_max,
         context_length=args.context_length,
         seed=args.seed,
     )
