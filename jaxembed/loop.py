@@ -230,17 +230,21 @@ def fit(
     """
     started = time.perf_counter()
     out = rundir.check_out_dir(out_dir, resume, overwrite)
+    objective = ob.get(train_config.objective)
     if resume:  # the run's own values of the settings left unset, if an older default
         saved = rundir.saved_settings(out).get("fit", {})
         for name in ("steps_per_call", "batch_size", "shuffle_words"):
             if getattr(fit_config, name) is None:
                 fit_config = dataclasses.replace(fit_config, **{name: saved.get(name)})
-        word2vec = ob.get(train_config.objective).negatives
-        if fit_config.shuffle_words is None and word2vec and "shuffle_words" not in saved:
+        if (
+            fit_config.shuffle_words is None
+            and objective.negatives
+            and "shuffle_words" not in saved
+        ):
             # a run saved before the setting: its pipeline's fixed chunk
-            fit_config = dataclasses.replace(fit_config, shuffle_words=_old_shuffle_words(saved))
+            old = _pipeline_chunk(saved.get("batches", "host"))
+            fit_config = dataclasses.replace(fit_config, shuffle_words=old)
     config = fit_config.for_objective(train_config.objective)
-    objective = ob.get(train_config.objective)
     on_host_0 = progress and jax.process_index() == 0
     paths, corpus = _corpus(paths, config, on_host_0)
     data.release_free_memory()  # reading leaves ~75 MiB of freed heap (11M words) that glibc keeps
@@ -533,7 +537,9 @@ def _check_same_settings(saved: dict, current: dict, out: Path, train_config) ->
     saved_fit = saved.get("fit", {})
     if "shuffle_words" not in saved_fit:  # word2vec's chunk was its pipeline's (next-token: none)
         now = current.get("fit", {}).get("shuffle_words")
-        saved_fit["shuffle_words"] = None if now is None else _old_shuffle_words(saved_fit)
+        saved_fit["shuffle_words"] = (
+            None if now is None else _pipeline_chunk(saved_fit.get("batches", "host"))
+        )
     saved.get("train", {}).setdefault("row_scale", "none")
     saved.get("train", {}).setdefault("row_cap", 32)
     saved.get("train", {}).setdefault("row_step_max", None)
@@ -570,13 +576,9 @@ def _check_same_settings(saved: dict, current: dict, out: Path, train_config) ->
 
 
 def _pipeline_chunk(batches: str) -> int:
-    """Words per chunk of the host or device pipeline at the CPU's batch sizes (the smallest)."""
+    """Words per chunk of the host or device pipeline at the CPU's batch sizes (the smallest;
+    every batch size's, for a run saved before `FitConfig.shuffle_words`)."""
     return _DEVICE_CHUNK_TOKENS if batches == "device" else data.CHUNK_TOKENS
-
-
-def _old_shuffle_words(saved_fit: dict) -> int:
-    """The chunk of a run saved before `FitConfig.shuffle_words`: its pipeline's, fixed then."""
-    return _pipeline_chunk(saved_fit.get("batches", "host"))
 
 
 def _summary(run: Progress, corpus: Corpus, started: float) -> dict[str, Any]:
