@@ -317,7 +317,7 @@ def _output_bends(p: _Pairs, totals):
     return (pos_B, neg_GxK.reshape(-1))
 
 
-def _curvature_scales(rule, lr, slots: _Slots, sums_SxD, bends, step_max=None):
+def _curvature_scales(rule, lr, slots: _Slots, sums_SxD, bends, step_max=None, left_S=None):
     """Per-occurrence factors of the curvature rules of `TrainConfig.row_scale`.
 
     A row whose summed gradient in the step is g moves by -lr g under plain SGD. Along g, the
@@ -340,21 +340,33 @@ def _curvature_scales(rule, lr, slots: _Slots, sums_SxD, bends, step_max=None):
       bends: each occurrence's g' H_o g (pieces as the gradient's).
       step_max: if given, no row moves further than this (`TrainConfig.row_step_max`): where the
         rule's step lr * scale * |g| is longer, the scale shrinks to reach step_max.
+      left_S: newton with `TrainConfig.row_passes` > 1: the learning rate each slot's row has
+        left this step (lr at the first pass). A row moves by -min(left, 1/h) g and spends that
+        much: a row that took its plain step is done, one stopped at a minimum goes on from it.
 
     Returns:
-      A tuple of (N,) factors matching the gradient's pieces.
+      A tuple of (N,) factors matching the gradient's pieces; with `left_S`, also the rate
+      each slot has left after this pass (0 for a row the step_max limit shortened).
     """
     quad_S = slots.sum(jnp.concatenate(bends))
     norm_S = jnp.sum(sums_SxD * sums_SxD, axis=-1)
     h_S = quad_S / jnp.where(norm_S > 0, norm_S, 1.0)
-    if rule in ("newton", "sequential", "joint"):
+    if left_S is not None:  # (left / lr) / max(1, left h): relative to the step's lr
+        scale_S = left_S / (lr * jnp.maximum(1.0, left_S * h_S))
+    elif rule in ("newton", "sequential", "joint"):
         scale_S = 1.0 / jnp.maximum(1.0, lr * h_S)
     else:
         scale_S = 1.0 / (1.0 + lr * h_S)
     if step_max is not None:
         length_S = lr * scale_S * jnp.sqrt(norm_S)
-        scale_S = scale_S * jnp.minimum(1.0, step_max / jnp.maximum(length_S, 1e-30))
-    return slots.spread(scale_S)
+        shorten_S = jnp.minimum(1.0, step_max / jnp.maximum(length_S, 1e-30))
+        scale_S = scale_S * shorten_S
+    if left_S is None:
+        return slots.spread(scale_S)
+    left_S = left_S - lr * scale_S
+    if step_max is not None:  # it went as far as a step may
+        left_S = jnp.where(shorten_S < 1.0, 0.0, left_S)
+    return slots.spread(scale_S), left_S
 
 
 def _scaled(grads, scales):
@@ -364,7 +376,24 @@ def _scaled(grads, scales):
 def _word2vec_sparse(
     context, config, rule, tx, params, opt_state, batch, noise_GxK, weight_BxJ, lr
 ):
-    """Gather the rows, closed-form row gradients, optax on those rows, scatter back."""
+    """Gather the rows, closed-form row gradients, optax on those rows, scatter back. newton
+    makes `TrainConfig.row_passes` such passes over the batch, each at the rows the last one
+    moved, a row spending at most lr over them all (`_curvature_scales`); the loss is the first
+    pass's."""
+    passes = config.row_passes if rule == "newton" else 1
+    left = (lr, lr) if passes > 1 else None  # each table's rate left, a row at a time
+    loss_sums = []
+    for _ in range(passes):
+        loss_sum, params, opt_state, left = _word2vec_sparse_pass(
+            context, config, rule, tx, params, opt_state, batch, noise_GxK, weight_BxJ, lr, left
+        )
+        loss_sums.append(loss_sum)
+    return loss_sums[0], params, opt_state
+
+
+def _word2vec_sparse_pass(
+    context, config, rule, tx, params, opt_state, batch, noise_GxK, weight_BxJ, lr, left
+):
     embed, out = params["embed"], params["out"]
     center_B, dim = batch["center_B"], embed.shape[1]
     in_ids, v_BxD, spread, in_weights, in_pairs = context(embed, batch)
@@ -410,7 +439,10 @@ def _word2vec_sparse(
         in_pairs = None if in_pairs is None else in_pairs.reshape(-1)
         in_bends = (in_weights.reshape(-1) * _input_bends(pairs, g_in, in_pairs),)
         step_max = config.row_step_max
-        in_scales = _curvature_scales(rule, lr, in_slots, in_sums, in_bends, step_max)
+        in_left, out_left = (None, None) if left is None else left
+        in_scales = _curvature_scales(rule, lr, in_slots, in_sums, in_bends, step_max, in_left)
+        if left is not None:
+            in_scales, in_left = in_scales
         grad_in = _scaled(grad_in, in_scales)
         if rule == "sequential":
             # The input rows move first; the output rows then take their step against the moved
@@ -422,7 +454,10 @@ def _word2vec_sparse(
             pairs = _Pairs(v_BxD, u_pos_BxD, u_neg_GxKxD, bend_BxJ, bend_BxJ)
         out_sums = out_slots.sum(jnp.concatenate(grad_u))
         out_bends = _output_bends(pairs, out_slots.spread(out_sums))
-        out_scales = _curvature_scales(rule, lr, out_slots, out_sums, out_bends, step_max)
+        out_scales = _curvature_scales(rule, lr, out_slots, out_sums, out_bends, step_max, out_left)
+        if left is not None:
+            out_scales, out_left = out_scales
+            left = (in_left, out_left)
         grad_u = _scaled(grad_u, out_scales)
     elif rule != "none":
         counting = (rule, config.row_cap)
@@ -431,7 +466,7 @@ def _word2vec_sparse(
     if rule != "sequential":
         embed, opt_embed = sparse_update(tx, embed, opt_state["embed"], in_ids, grad_in)
     out, opt_out = sparse_update(tx, out, opt_state["out"], out_ids, grad_u)
-    return loss_sum, {"embed": embed, "out": out}, {"embed": opt_embed, "out": opt_out}
+    return loss_sum, {"embed": embed, "out": out}, {"embed": opt_embed, "out": opt_out}, left
 
 
 def _word2vec_dense(context, config, rule, tx, params, opt_state, batch, noise_GxK, weight_BxJ, lr):

@@ -92,6 +92,10 @@ class TrainConfig:
     # step (a trust region); None: no limit. 1.0 keeps newton stable at 1M skip-gram pairs and
     # does not bind at 65k-256k (BENCHMARKS.md, 7)
     row_step_max: float | None = None
+    # newton (auto: above the default batch): passes a step makes over its batch, each at the
+    # rows the last one moved, every row spending at most lr over them all - a row stopped at
+    # the minimum along its gradient goes on from there, the others are done after one pass
+    row_passes: int = 1
     context_length: int = 64  # next-token: positions in the position table (T)
     seed: int = 1  # initial table and noise-word draws
 
@@ -117,7 +121,14 @@ class TrainConfig:
                 "row_scale",
                 "optimizer",
             )
-        for name in ("dim", "negative", "share_negatives", "context_length", "row_cap"):
+        for name in (
+            "dim",
+            "negative",
+            "share_negatives",
+            "context_length",
+            "row_cap",
+            "row_passes",
+        ):
             positive_int(name, getattr(self, name))
         if not self.lr > 0 or not self.min_lr >= 0 or self.min_lr > self.lr:
             raise ParameterError(
@@ -135,6 +146,13 @@ class TrainConfig:
                 f"row_step_max limits the steps of the curvature rules - use row_scale='auto' or "
                 f"one of {ob.CURVATURE_RULES}, not {self.row_scale!r}",
                 "row_step_max",
+                "row_scale",
+            )
+        if self.row_passes > 1 and self.row_scale not in ("auto", "newton"):
+            raise ParameterError(
+                f"row_passes repeats newton's step - use row_scale='auto' or 'newton', not "
+                f"{self.row_scale!r}, or row_passes=1",
+                "row_passes",
                 "row_scale",
             )
         if not 0 <= self.ns_exponent <= 1:

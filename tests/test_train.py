@@ -458,6 +458,17 @@ def _whole_table_loss(config, state, batch, noise):
     return loss
 
 
+def _crowded_batch():
+    """Rows 0 and 1 in many pairs (their plain summed step overshoots), the last pair padding."""
+    return {
+        "center_B": np.array([0, 0, 0, 1, 0, 2, 3, 0], np.int32),
+        "context_B": np.array([1, 1, 4, 1, 5, 1, 6, 7], np.int32),
+        "mask_B": np.array([1, 1, 1, 1, 1, 1, 1, 0], np.float32),
+        "progress": np.float32(0.0),
+        "words": 8,
+    }
+
+
 @pytest.mark.parametrize("rule", ["newton", "sequential", "implicit"])
 @pytest.mark.parametrize("share", [1, 2])
 @pytest.mark.parametrize("vocab", [9, 40])  # row totals: V x D for the output rows; by slot
@@ -471,13 +482,7 @@ def test_curvature_row_scales_step_along_the_gradient(rule, share, vocab):
         dim=dim, lr=lr, min_lr=0.0, row_scale=rule, share_negatives=share, negative=3
     )
     rng = np.random.default_rng(3)
-    batch = {  # rows 0 and 1 in many pairs: their plain summed step overshoots
-        "center_B": np.array([0, 0, 0, 1, 0, 2, 3, 0], np.int32),
-        "context_B": np.array([1, 1, 4, 1, 5, 1, 6, 7], np.int32),
-        "mask_B": np.array([1, 1, 1, 1, 1, 1, 1, 0], np.float32),
-        "progress": np.float32(0.0),
-        "words": 8,
-    }
+    batch = _crowded_batch()
     state = tr.init_state(config, vocab)
     params = {name: jnp.asarray(rng.normal(0, 0.5, (vocab, dim)), jnp.float32) for name in "ab"}
     state = state.replace(params={"embed": params["a"], "out": params["b"]})
@@ -529,9 +534,11 @@ def test_joint_moves_a_lone_score_to_its_newton_point_where_newton_moves_it_twic
     np.testing.assert_allclose(u @ dv + v @ du, moves / sigma, rtol=1e-4)
 
 
-def test_cbow_with_one_context_word_takes_skipgrams_newton_step():
+@pytest.mark.parametrize("passes", [1, 2])
+def test_cbow_with_one_context_word_takes_skipgrams_newton_step(passes):
     """CBOW's mean of one context row is that row: with newton its step equals skip-gram's on the
-    same (centre, context) pairs, whose curvature the test above checks against jax.hessian."""
+    same (centre, context) pairs, whose curvature the test above checks against jax.hessian
+    (and so with row_passes, whose second pass a test below checks the same way)."""
     batch = _batch("skipgram", seed=4)
     cbow_batch = {k: v for k, v in batch.items() if k != "context_B"}
     cbow_batch |= {"context_BxC": batch["context_B"][:, None], "context_mask_BxC": np.ones((B, 1))}
@@ -541,7 +548,8 @@ def test_cbow_with_one_context_word_takes_skipgrams_newton_step():
         ("cbow", "newton", cbow_batch),
         ("cbow", "none", cbow_batch),
     ):
-        config = tr.TrainConfig(objective=objective, dim=D, lr=4.0, row_scale=rule)
+        extra = {"row_passes": passes} if rule == "newton" else {}
+        config = tr.TrainConfig(objective=objective, dim=D, lr=4.0, row_scale=rule, **extra)
         state, _ = tr.make_train_step(config, _noise())(_random_state(config), b)
         tables[objective, rule] = jax.tree.map(np.asarray, state.params)
     chex.assert_trees_all_close(
@@ -733,3 +741,85 @@ def test_row_step_max_shortens_the_rows_that_would_move_further(rule):
     assert capped >= 2
     with pytest.raises(ValueError, match="row_step_max limits the steps of the curvature rules"):
         tr.TrainConfig(row_scale="count", row_step_max=1.0)
+
+
+@pytest.mark.parametrize("share", [1, 2])
+@pytest.mark.parametrize("vocab", [9, 40])  # row totals: V x D for the output rows; by slot
+def test_row_passes_move_on_only_the_rows_stopped_at_a_minimum(share, vocab):
+    """With row_passes=2, newton's step runs twice over the batch: the second pass at the rows
+    the first moved (both tables), each row moving by -min(left, 1/h) g there, where left is the
+    learning rate its first pass did not spend (lr - min(lr, 1/h)): rows that took their plain
+    step stay where the first pass put them, the ones stopped at a minimum move on. g and h
+    come from jax.grad and jax.hessian of the step's loss over the whole tables."""
+    dim, lr = 4, 3.0
+    rng = np.random.default_rng(3)
+    batch = _crowded_batch()
+    results = {}
+    for passes in (1, 2):
+        config = tr.TrainConfig(
+            dim=dim,
+            lr=lr,
+            min_lr=0.0,
+            row_scale="newton",
+            share_negatives=share,
+            negative=3,
+            row_passes=passes,
+        )
+        state = tr.init_state(config, vocab)
+        tables = [jnp.asarray(rng.normal(0, 0.5, (vocab, dim)), jnp.float32) for _ in "ab"]
+        rng = np.random.default_rng(3)  # the same tables for both
+        state = state.replace(params={"embed": tables[0], "out": tables[1]})
+        results[passes] = tr.make_train_step(config, _noise(vocab))(_copy(state), batch)
+    loss = _whole_table_loss(config, state, batch, _noise(vocab))
+    left = [np.full(vocab, lr), np.full(vocab, lr)]
+    moved_on = 0
+    for first in (True, False):
+        new = [np.asarray(t, np.float64).copy() for t in tables]
+        for arg in (0, 1):
+            grad = np.asarray(jax.grad(loss, arg)(*tables))
+            hess = np.asarray(jax.hessian(loss, arg)(*tables), np.float64)
+            for r in range(vocab):
+                g = grad[r]
+                if not np.any(g):
+                    continue
+                h = g @ hess[r, :, r, :] @ g / (g @ g)
+                step = min(left[arg][r], 1.0 / h)
+                moved_on += not first and step > 1e-6
+                new[arg][r] -= step * g
+                left[arg][r] -= step
+        if first:  # one pass: newton's step
+            for arg, name in enumerate(("embed", "out")):
+                got = np.asarray(results[1][0].params[name])
+                np.testing.assert_allclose(got, new[arg], rtol=2e-4, atol=1e-6)
+        tables = [jnp.asarray(t, jnp.float32) for t in new]
+    for arg, name in enumerate(("embed", "out")):
+        got = np.asarray(results[2][0].params[name])
+        np.testing.assert_allclose(got, new[arg], rtol=2e-4, atol=1e-6)
+    assert moved_on >= 2  # the second pass moved rows (and the test would see it if it did not)
+    # the step's loss is its first pass's, the loss of the rows it started from
+    assert float(results[2][1]["loss_sum"]) == float(results[1][1]["loss_sum"])
+    with pytest.raises(ValueError, match="row_passes repeats newton's step"):
+        tr.TrainConfig(row_scale="implicit", row_passes=2)
+
+
+def test_row_passes_leave_a_row_the_step_max_shortened_where_the_first_pass_put_it():
+    """row_step_max bounds the whole step: a row the limit shortened has gone as far as a step
+    may, and later passes do not move it."""
+    vocab = 12
+    batch = _batch("skipgram", seed=6, batch=64, vocab=vocab)
+    tables = {}
+    for passes, step_max in ((1, None), (2, None), (1, 1e-3), (2, 1e-3)):
+        config = tr.TrainConfig(
+            dim=D,
+            lr=4.0,
+            min_lr=0.0,
+            row_scale="newton",
+            row_step_max=step_max,
+            row_passes=passes,
+        )
+        state, _ = tr.make_train_step(config, _noise(vocab))(
+            _copy(_random_state(config, vocab=vocab)), batch
+        )
+        tables[passes, step_max] = jax.tree.map(np.asarray, state.params)
+    assert not np.allclose(tables[2, None]["out"], tables[1, None]["out"])  # passes matter ...
+    chex.assert_trees_all_close(tables[2, 1e-3], tables[1, 1e-3])  # ... not past the limit

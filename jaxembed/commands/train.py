@@ -237,6 +237,13 @@ def register(subparsers) -> None:
         help="with a curvature --row-scale (newton ...): no row moves further than this in one "
         "step (1.0 keeps newton stable at 1M skip-gram pairs; default: no limit)",
     )
+    g.add_argument(
+        "--row-passes",
+        type=int,
+        default=1,
+        help="with --row-scale newton (or auto above the default batch): passes a step makes over "
+        "its batch, the rows stopped at a minimum moving on from it (default: 1)",
+    )
     g.add_argument("--seed", type=int, default=1, help="random seed")
     g = p.add_argument_group("run")
     g.add_argument("--checkpoint-every", type=int, default=0, help="steps; 0 = at the end only")
@@ -348,6 +355,7 @@ def run_train(args: argparse.Namespace) -> int:
         row_scale=args.row_scale,
         row_cap=args.row_cap,
         row_step_max=args.row_step_max,
+        row_passes=args.row_passes,
         context_length=args.context_length,
         seed=args.seed,
     )
