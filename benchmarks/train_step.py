@@ -14,7 +14,9 @@ gather and one read and one write by the scatter-add, 4 bytes a float (dense ste
 whole tables instead and are reported the same way, as a floor). `--row-scale` picks the
 large-batch rule (`TrainConfig.row_scale`; "auto", the default, is plain SGD up to 4,096 pairs and
 the newton step above): the line names the rule that ran; its GB/s count the same row traffic,
-so a newton step's extra passes over its row totals show as a lower figure.
+so a newton step's extra passes over its row totals show as a lower figure. `--row-passes` sets
+newton's passes over the batch (`TrainConfig.row_passes`; default: 1, two above 131,072 pairs);
+the line gives them after the rule ("newton x2"), and its GB/s count one pass's traffic.
 """
 
 from __future__ import annotations
@@ -26,7 +28,7 @@ import time
 import jax
 import numpy as np
 
-from jaxembed.objectives import row_scale
+from jaxembed.objectives import row_passes, row_scale
 from jaxembed.train import TrainConfig, init_state, make_train_step
 
 
@@ -80,6 +82,13 @@ def main() -> None:
     parser.add_argument(
         "--row-scale", nargs="+", default=["auto"], help="TrainConfig.row_scale values to time"
     )
+    parser.add_argument(
+        "--row-passes",
+        type=int,
+        nargs="+",
+        default=[None],
+        help="TrainConfig.row_passes values to time (default: the batch size's)",
+    )
     parser.add_argument("--repeats", type=int, default=5)
     args = parser.parse_args()
     print(
@@ -93,15 +102,24 @@ def main() -> None:
         args.update,
         args.share_negatives,
         args.row_scale,
+        args.row_passes,
     )
-    for optimizer, vocab_size, dim, batch, update, share, rule in grid:
+    for optimizer, vocab_size, dim, batch, update, share, rule, passes in grid:
         config = TrainConfig(
-            dim=dim, update=update, optimizer=optimizer, share_negatives=share, row_scale=rule
+            dim=dim,
+            update=update,
+            optimizer=optimizer,
+            share_negatives=share,
+            row_scale=rule,
+            row_passes=passes,
         )
         seconds = time_step(config, vocab_size, batch, args.steps, args.repeats)
+        ran = row_scale(config, batch)
+        if row_passes(config, batch) > 1:
+            ran += f" x{row_passes(config, batch)}"
         print(
             f"{optimizer:5s} {update:6s} V={vocab_size:6d} D={dim:4d} B={batch:7d} G={share:4d} "
-            f"{row_scale(config, batch):6s}: "
+            f"{ran:9s}: "
             f"{seconds * 1e3:8.2f} ms/step {batch / seconds / 1e6:7.3f} M pairs/s "
             f"{row_bytes(config, batch) / seconds / 1e9:7.2f} GB/s of rows",
             flush=True,

@@ -545,10 +545,18 @@ def _check_same_settings(saved: dict, current: dict, out: Path, train_config) ->
     saved.get("train", {}).setdefault("row_step_max", None)
     saved.get("train", {}).setdefault("row_passes", 1)
     saved.get("train", {}).setdefault("ns_exponent", 0.75)
-    for settings in (saved, current):  # "auto" is the rule it picks for the run's batch size
+    for settings in (saved, current):  # "auto" and None are what they pick for the batch size
         train, batch_size = settings.get("train", {}), settings.get("fit", {}).get("batch_size")
-        if train.get("row_scale") == "auto" and batch_size is not None:
-            train["row_scale"] = ob.row_scale(train_config, batch_size)
+        if batch_size is None or "row_scale" not in train:
+            continue
+        try:
+            picked = dataclasses.replace(
+                train_config, row_scale=train["row_scale"], row_passes=train["row_passes"]
+            )
+        except ParameterError:  # not a step this run's config can take: compared as saved
+            continue
+        train["row_scale"] = ob.row_scale(picked, batch_size)
+        train["row_passes"] = ob.row_passes(picked, batch_size)
     if saved == current:
         return
     diffs = []

@@ -167,6 +167,27 @@ def row_scale(config: Any, batch_size: int) -> str:
     return "none" if batch_size <= get(config.objective).batch_size else "newton"
 
 
+def row_passes(config: Any, batch_size: int) -> int:
+    """The passes over its batch a step of `batch_size` examples makes (`TrainConfig.row_passes`).
+
+    Only newton makes more than one. None (the default) is one pass up to the objective's
+    `two_passes_above` batch size and two above it: at 262,144 skip-gram pairs one newton pass
+    a step was 1.7 analogy points short of the CPU's batch (mean of two seeds), two passes were
+    0.2 points short (BENCHMARKS.md, section 7).
+
+    Example:
+      >>> from jaxembed.train import TrainConfig
+      >>> [row_passes(TrainConfig(), b) for b in (4096, 131072, 262144)]
+      [1, 1, 2]
+    """
+    if row_scale(config, batch_size) != "newton":
+        return 1
+    if config.row_passes is not None:
+        return config.row_passes
+    above = get(config.objective).two_passes_above
+    return 1 if above is None or batch_size <= above else 2
+
+
 def _row_scales(rule, slots: _Slots, weights):
     """Per-occurrence factors of the counting rules of `TrainConfig.row_scale`: a row's summed
     gradient is divided by its number of contributions c in the batch ("count": their mean), by
@@ -374,13 +395,12 @@ def _scaled(grads, scales):
 
 
 def _word2vec_sparse(
-    context, config, rule, tx, params, opt_state, batch, noise_GxK, weight_BxJ, lr
+    context, config, rule, tx, params, opt_state, batch, noise_GxK, weight_BxJ, lr, passes=1
 ):
     """Gather the rows, closed-form row gradients, optax on those rows, scatter back. newton
-    makes `TrainConfig.row_passes` such passes over the batch, each at the rows the last one
+    makes `passes` (`row_passes`) such passes over the batch, each at the rows the last one
     moved, a row spending at most lr over them all (`_curvature_scales`); the loss is the first
     pass's."""
-    passes = config.row_passes if rule == "newton" else 1
     left = (lr, lr) if passes > 1 else None  # each table's rate left, a row at a time
     loss_sums = []
     for _ in range(passes):
@@ -490,12 +510,15 @@ def _word2vec_update(context, config, tx, state, batch, alias, lr):
     """word2vec's step body: noise words, pair weights, then the sparse or dense update."""
     count = jnp.sum(batch["mask_B"])
     rule = row_scale(config, batch["center_B"].shape[0])
+    passes = row_passes(config, batch["center_B"].shape[0])
     batch = _pad_to_groups(config, batch)
     noise_GxK = batch.get("noise_GxK")
     if noise_GxK is None:
         noise_GxK = draw_noise(config, state, alias, batch["center_B"].shape[0])
     weight_BxJ = pair_weights(batch["center_B"], noise_GxK, batch["mask_B"])
-    update = _word2vec_sparse if config.sparse else _word2vec_dense
+    update = (
+        functools.partial(_word2vec_sparse, passes=passes) if config.sparse else _word2vec_dense
+    )
     loss_sum, params, opt_state = update(
         context, config, rule, tx, state.params, state.opt_state, batch, noise_GxK, weight_BxJ, lr
     )
@@ -590,6 +613,9 @@ class Objective(NamedTuple):
     accelerator_batch_size: int | None = None
     accelerator_steps_per_call: int = 256
     share_negatives: int = 64  # TrainConfig.share_negatives's default (word2vec objectives)
+    # TrainConfig.row_passes=None: newton makes two passes over a batch larger than this (None:
+    # one at any size)
+    two_passes_above: int | None = None
 
 
 _WORD2VEC = dict(negatives=True, sparse=True, optimizer="sgd", min_lr=0.0001)
@@ -605,6 +631,8 @@ SKIPGRAM = Objective(
     # 4,096-pair run on corpus-en-11m (BENCHMARKS.md, section 7); 16 steps = 1M pairs a call
     accelerator_batch_size=65536,
     accelerator_steps_per_call=16,
+    # one newton pass was within 0.3 points at 131,072 pairs, two were needed at 262,144
+    two_passes_above=131072,
     **_WORD2VEC,
 )
 CBOW = Objective(
@@ -628,6 +656,8 @@ CBOW = Objective(
     # 26.5% analogies / 0.666 WordSim-353 against 25.7% / 0.683 with 64, at 0.91x the words/s;
     # fastText scores 26.4-26.7% / 0.624 (BENCHMARKS.md, section 2).
     share_negatives=16,
+    # one newton pass was within 1 point at 32,768 centres (~180k pairs), 7 points short at 131,072
+    two_passes_above=32768,
     **_WORD2VEC,
 )
 NEXT_TOKEN = Objective(

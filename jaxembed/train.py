@@ -94,8 +94,9 @@ class TrainConfig:
     row_step_max: float | None = None
     # newton (auto: above the default batch): passes a step makes over its batch, each at the
     # rows the last one moved, every row spending at most lr over them all - a row stopped at
-    # the minimum along its gradient goes on from there, the others are done after one pass
-    row_passes: int = 1
+    # the minimum along its gradient goes on from there, the others are done after one pass.
+    # None: 1, or 2 above the objective's two_passes_above (objectives.row_passes)
+    row_passes: int | None = None
     context_length: int = 64  # next-token: positions in the position table (T)
     seed: int = 1  # initial table and noise-word draws
 
@@ -121,15 +122,10 @@ class TrainConfig:
                 "row_scale",
                 "optimizer",
             )
-        for name in (
-            "dim",
-            "negative",
-            "share_negatives",
-            "context_length",
-            "row_cap",
-            "row_passes",
-        ):
+        for name in ("dim", "negative", "share_negatives", "context_length", "row_cap"):
             positive_int(name, getattr(self, name))
+        if self.row_passes is not None:
+            positive_int("row_passes", self.row_passes)
         if not self.lr > 0 or not self.min_lr >= 0 or self.min_lr > self.lr:
             raise ParameterError(
                 f"need lr > 0 and 0 <= min_lr <= lr; got lr={self.lr}, min_lr={self.min_lr}",
@@ -148,10 +144,10 @@ class TrainConfig:
                 "row_step_max",
                 "row_scale",
             )
-        if self.row_passes > 1 and self.row_scale not in ("auto", "newton"):
+        if (self.row_passes or 1) > 1 and self.row_scale not in ("auto", "newton"):
             raise ParameterError(
                 f"row_passes repeats newton's step - use row_scale='auto' or 'newton', not "
-                f"{self.row_scale!r}, or row_passes=1",
+                f"{self.row_scale!r}, or row_passes=None or 1",
                 "row_passes",
                 "row_scale",
             )

@@ -295,3 +295,15 @@ def test_host_pipeline_script_counts_every_example_whatever_the_threads(
     )
     (one,) = [r for r in report["results"] if r["objective"] == "skipgram" and r["threads"] == 1]
     assert one["examples_per_s"] * one["seconds"] == pytest.approx(pairs)
+
+
+def test_train_step_names_the_rule_and_passes_that_ran(monkeypatch, capsys):
+    argv = ["train_step.py", "--vocab", "300", "--dim", "8", "--batch", "4096", "8192",
+            "--update", "sparse", "--share-negatives", "64", "--steps", "1", "--repeats", "1",
+            "--row-passes", "1", "2"]  # fmt: skip
+    monkeypatch.setattr(sys, "argv", argv)
+    _load("train_step").main()
+    lines = [line for line in capsys.readouterr().out.splitlines() if "ms/step" in line]
+    ran = [line.split(":")[0].split("G=")[1].split()[1:] for line in lines]
+    # plain SGD at the default batch whatever the passes; newton above it, once or twice
+    assert ran == [["none"]] * 2 + [["newton"], ["newton", "x2"]], lines

@@ -11,6 +11,7 @@ import pytest
 from gensim.models import KeyedVectors
 
 from jaxembed import loop, rundir
+from jaxembed import objectives as ob
 from jaxembed.commands import train as train_command
 from jaxembed.train import TrainConfig
 from jaxembed.vocab import Vocab
@@ -326,6 +327,23 @@ def test_a_run_saved_with_row_scale_none_resumes_under_the_auto_default(corpus, 
     )
     with pytest.raises(ValueError, match="row_scale: 'none' in the checkpoint, 'newton' now"):
         loop.fit([corpus], other, newton, FIT, resume=True, progress=False)
+
+
+def test_a_run_resumes_under_the_row_passes_its_batch_size_picks(corpus, tmp_path):
+    """row_passes=None is the passes it picks for the run's batch size (one at this size): a run
+    saved with 1 resumes under it, bit-exactly; one saved with 2 is refused."""
+    newton = {**vars(TRAIN), "row_scale": "newton"}
+    one, picked = TrainConfig(**newton | {"row_passes": 1}), TrainConfig(**newton)
+    assert picked.row_passes is None and ob.row_passes(picked, FIT.batch_size) == 1
+    whole = loop.fit([corpus], tmp_path / "whole", one, FIT, progress=False)
+    five = loop.FitConfig(**{**vars(FIT), "max_steps": 5})
+    loop.fit([corpus], tmp_path / "part", one, five, progress=False)
+    resumed = loop.fit([corpus], tmp_path / "part", picked, FIT, resume=True, progress=False)
+    np.testing.assert_array_equal(resumed.table_VxD, whole.table_VxD)
+    two = TrainConfig(**newton | {"row_passes": 2})
+    loop.fit([corpus], tmp_path / "two", two, five, progress=False)
+    with pytest.raises(ValueError, match="row_passes: 2 in the checkpoint, 1 now"):
+        loop.fit([corpus], tmp_path / "two", picked, FIT, resume=True, progress=False)
 
 
 def test_a_diverging_large_batch_without_row_damping_names_row_scale(corpus, tmp_path, capsys):

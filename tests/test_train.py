@@ -575,6 +575,19 @@ def test_auto_row_scale_is_plain_sgd_up_to_the_default_batch_and_newton_above(ob
         assert not np.allclose(tables["auto"]["out"], tables[other]["out"]), (size, other)
 
 
+@pytest.mark.parametrize("objective", ["skipgram", "cbow"])
+def test_auto_row_passes_are_two_above_the_objectives_size(objective):
+    size = ob.get(objective).two_passes_above + 64
+    batch = _batch(objective, seed=5, batch=size, vocab=64)
+    tables = {}
+    for passes in (None, 1, 2):
+        config = tr.TrainConfig(objective=objective, dim=8, lr=0.5, row_passes=passes)
+        state, _ = tr.make_train_step(config, _noise(64))(_random_state(config, vocab=64), batch)
+        tables[passes] = jax.tree.map(np.asarray, state.params)
+    chex.assert_trees_all_equal(tables[None], tables[2])
+    assert not np.allclose(tables[None]["out"], tables[1]["out"])
+
+
 # ---------------------------------------------------------------------------- sharding
 
 _SHARDED_SCRIPT = textwrap.dedent(

@@ -240,9 +240,10 @@ def register(subparsers) -> None:
     g.add_argument(
         "--row-passes",
         type=int,
-        default=1,
+        default=None,
         help="with --row-scale newton (or auto above the default batch): passes a step makes over "
-        "its batch, the rows stopped at a minimum moving on from it (default: 1)",
+        "its batch, the rows stopped at a minimum moving on from it (default: 1; 2 above "
+        "131,072 skip-gram pairs or 32,768 CBOW centres)",
     )
     g.add_argument("--seed", type=int, default=1, help="random seed")
     g = p.add_argument_group("run")
