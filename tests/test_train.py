@@ -672,6 +672,7 @@ def _assert_same_tables(results, reference):
     [
         ("skipgram", "auto"),
         ("skipgram", "newton"),  # the rule of large batches: its row totals span the mesh
+        ("skipgram", "newton x2"),  # row_passes=2: what each row has left spans it too
         pytest.param("cbow", "auto", marks=pytest.mark.slow),
         pytest.param("cbow", "newton", marks=pytest.mark.slow),
     ],
@@ -685,7 +686,7 @@ def test_eight_devices_give_the_same_table_as_one(tmp_path, objective, rule):
     ]
     env = {"XLA_FLAGS": "--xla_force_host_platform_device_count=8", "JAX_PLATFORMS": "cpu"}
     setup = "assert jax.device_count() == 8"
-    train = {"row_scale": rule}
+    train = {"row_scale": rule.split()[0], "row_passes": 2 if rule.endswith("x2") else None}
     results = _run_script(tmp_path, setup, meshes, [objective], env_extra=env, train=train)
     assert len(results) == 4
     _assert_same_tables(results, "one")
