@@ -18,6 +18,12 @@ default 4k, 64k, 256k, 1M), centre words for CBOW (`--cbow-batch-sizes`, default
 per call stay those of the smallest batch's 16 steps (`--steps-per-call` scaled down), so a call's
 work is the same at every size.
 --quick: 1M words, 1 epoch, two sizes.
+
+A batch is drawn from one shuffled chunk of the corpus (`--shuffle-words`), the chunks taken in
+corpus order, so on a corpus made of sources one after another (corpus-en-11m: dictionary first,
+news last) the chunk width also sets how much the last sources of each epoch weigh in the final
+table. `--shuffle-lines SEED` shuffles the corpus copy's lines first (the pairs stay the same:
+windows do not cross lines), so that chunk widths compare on a corpus whose order favours none.
 """
 
 from __future__ import annotations
@@ -25,6 +31,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import random
 import shlex
 import shutil
 import sys
@@ -116,6 +123,16 @@ def report(rows: list[dict]) -> list[dict]:
     return rows
 
 
+def shuffle_lines(path: str, seed: int) -> None:
+    """Shuffles the lines of the text file `path` in place (Python's random with `seed`)."""
+    with open(path, encoding="utf-8") as f:
+        lines = f.readlines()
+    random.Random(seed).shuffle(lines)
+    with open(path + ".tmp", "w", encoding="utf-8") as f:
+        f.writelines(lines)
+    os.replace(path + ".tmp", path)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     add_common_args(parser)
@@ -133,6 +150,9 @@ def main() -> None:
         "--rules-at-smallest", action="store_true", help="try --rules at the smallest batch too"
     )
     add_training_args(parser)
+    parser.add_argument(
+        "--shuffle-lines", type=int, metavar="SEED", help="shuffle the corpus's lines first"
+    )
     parser.add_argument("--jaxembed-args", default="", help="extra `jaxembed train` flags")
     parser.add_argument("--timeout", type=float, default=3600, help="seconds per run")
     parser.add_argument("--work-dir", help="keep corpus copy and runs here (default: temp)")
@@ -156,6 +176,8 @@ def main() -> None:
     rows = []
     try:
         corpus, words = prepare_corpus(args.corpus, work, args.max_words)
+        if args.shuffle_lines is not None:
+            shuffle_lines(corpus, args.shuffle_lines)
         print(f"corpus: {args.corpus} -> {corpus}, {words:,} words, {args.epochs} epoch(s)")
         for objective in args.objective:
             sizes = args.cbow_batch_sizes if objective == "cbow" else args.batch_sizes

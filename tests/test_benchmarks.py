@@ -307,3 +307,15 @@ def test_train_step_names_the_rule_and_passes_that_ran(monkeypatch, capsys):
     ran = [line.split(":")[0].split("G=")[1].split()[1:] for line in lines]
     # plain SGD at the default batch whatever the passes; newton above it, once or twice
     assert ran == [["none"]] * 2 + [["newton"], ["newton", "x2"]], lines
+
+
+def test_batch_quality_shuffles_the_corpus_lines_by_seed(tmp_path):
+    lines = [f"line {i} of words\n" for i in range(50)]
+    copies = []
+    for seed in (0, 0, 1):
+        path = tmp_path / f"corpus{len(copies)}.txt"
+        path.write_text("".join(lines))
+        _load("batch_quality").shuffle_lines(str(path), seed)
+        copies.append(path.read_text().splitlines(keepends=True))
+    assert sorted(copies[0]) == sorted(lines) and copies[0] != lines  # the same lines, reordered
+    assert copies[0] == copies[1] and copies[0] != copies[2]  # by the seed
