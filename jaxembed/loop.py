@@ -412,15 +412,13 @@ def _train(
                 if checkpoints.latest_step() is not None
                 else "no checkpoint was written yet: start again"
             )
-            damp = ""  # a sparse SGD step larger than the default, with plain summed rows
-            plain = ob.row_scale(train_config, config.batch_size) == "none"
-            if train_config.sparse and plain and config.batch_size > objective.batch_size:
-                damp = ", or damp this large batch's rows with row_scale='auto'"
             raise ParameterError(
                 f"the loss became {loss_sum} at step {run.step + n_steps} (epoch "
-                f"{run.epoch + 1}) - lower lr (now {train_config.lr}){damp}; {where}",
+                f"{run.epoch + 1}) - lower lr (now {train_config.lr})"
+                f"{_large_batch_advice(train_config, config.batch_size)}; {where}",
                 "lr",
                 "row_scale",
+                "row_step_max",
                 "resume",
             )
         words = sum(step_words)
@@ -525,6 +523,19 @@ def _settings(paths, corpus: Corpus, train_config: tr.TrainConfig, config: FitCo
         "train": dataclasses.asdict(train_config),
         "fit": fit_settings,
     }
+
+
+def _large_batch_advice(train_config, batch_size: int) -> str:
+    """What else to try when a sparse SGD step larger than the objective's default diverged."""
+    if not train_config.sparse or batch_size <= ob.get(train_config.objective).batch_size:
+        return ""
+    rule = ob.row_scale(train_config, batch_size)
+    if rule == "none":
+        return ", or damp this large batch's rows with row_scale='auto'"
+    if rule == "newton" and train_config.row_step_max is None:
+        # in the first steps the output rows are near 0: the input rows' Newton steps are huge
+        return ", or bound each row's step with row_step_max=1.0 (BENCHMARKS.md, section 7)"
+    return ""
 
 
 def _check_same_settings(saved: dict, current: dict, out: Path, train_config) -> None:

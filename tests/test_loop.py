@@ -346,6 +346,21 @@ def test_a_run_resumes_under_the_row_passes_its_batch_size_picks(corpus, tmp_pat
         loop.fit([corpus], tmp_path / "two", picked, FIT, resume=True, progress=False)
 
 
+def test_a_diverging_newton_batch_is_told_to_bound_the_rows_steps():
+    from jaxembed import cli
+
+    newton = TrainConfig(row_scale="newton")
+    advice = loop._large_batch_advice(newton, 1 << 20)
+    assert "row_step_max=1.0" in advice
+    parser = cli.build_parser()._subparsers._group_actions[0].choices["train"]
+    assert "bound each row's step with --row-step-max 1.0 (" in cli.in_flags(
+        advice, ("row_step_max",), parser
+    )
+    bounded = TrainConfig(row_scale="newton", row_step_max=1.0)
+    assert loop._large_batch_advice(bounded, 1 << 20) == ""  # nothing more to try
+    assert loop._large_batch_advice(TrainConfig(), 4096) == ""  # the default batch: lower lr
+
+
 def test_a_diverging_large_batch_without_row_damping_names_row_scale(corpus, tmp_path, capsys):
     from jaxembed import cli
 
