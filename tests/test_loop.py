@@ -329,6 +329,15 @@ def test_a_run_saved_with_row_scale_none_resumes_under_the_auto_default(corpus, 
         loop.fit([corpus], other, newton, FIT, resume=True, progress=False)
 
 
+def test_a_run_saved_with_auto_is_compared_by_the_rule_it_ran(corpus, tmp_path):
+    """At the default batch size auto ran plain SGD: resuming it with newton is refused."""
+    part = tmp_path / "part"
+    loop.fit([corpus], part, TRAIN, loop.FitConfig(**{**vars(FIT), "max_steps": 5}), progress=False)
+    newton = TrainConfig(**{**vars(TRAIN), "row_scale": "newton"})
+    with pytest.raises(ValueError, match="row_scale: 'none' in the checkpoint, 'newton' now"):
+        loop.fit([corpus], part, newton, FIT, resume=True, progress=False)
+
+
 def test_a_run_resumes_under_the_row_passes_its_batch_size_picks(corpus, tmp_path):
     """row_passes=None is the passes it picks for the run's batch size (one at this size): a run
     saved with 1 resumes under it, bit-exactly; one saved with 2 is refused."""
