@@ -631,7 +631,8 @@ SKIPGRAM = Objective(
     # 4,096-pair run on corpus-en-11m (BENCHMARKS.md, section 7); 16 steps = 1M pairs a call
     accelerator_batch_size=65536,
     accelerator_steps_per_call=16,
-    # one newton pass was within 0.3 points at 131,072 pairs, two were needed at 262,144
+    # one newton pass was within 0.3 points at 131,072 pairs (1M-word chunks), two were needed at
+    # 262,144 (BENCHMARKS.md, section 7)
     two_passes_above=131072,
     **_WORD2VEC,
 )
@@ -656,7 +657,8 @@ CBOW = Objective(
     # 26.5% analogies / 0.666 WordSim-353 against 25.7% / 0.683 with 64, at 0.91x the words/s;
     # fastText scores 26.4-26.7% / 0.624 (BENCHMARKS.md, section 2).
     share_negatives=16,
-    # one newton pass was within 1 point at 32,768 centres (~180k pairs), 7 points short at 131,072
+    # one newton pass was within 1 point at 32,768 centres (~180k pairs), 7 points short at
+    # 131,072, where two passes were 0.9 short (mean of two seeds)
     two_passes_above=32768,
     **_WORD2VEC,
 )
