@@ -366,8 +366,8 @@ def _curvature_scales(rule, lr, slots: _Slots, sums_SxD, bends, step_max=None, l
         much: a row that took its plain step is done, one stopped at a minimum goes on from it.
 
     Returns:
-      A tuple of (N,) factors matching the gradient's pieces; with `left_S`, also the rate
-      each slot has left after this pass (0 for a row the step_max limit shortened).
+      (a tuple of (N,) factors matching the gradient's pieces, the rate each slot has left after
+      this pass - 0 for a row the step_max limit shortened; None without `left_S`).
     """
     quad_S = slots.sum(jnp.concatenate(bends))
     norm_S = jnp.sum(sums_SxD * sums_SxD, axis=-1)
@@ -382,11 +382,10 @@ def _curvature_scales(rule, lr, slots: _Slots, sums_SxD, bends, step_max=None, l
         length_S = lr * scale_S * jnp.sqrt(norm_S)
         shorten_S = jnp.minimum(1.0, step_max / jnp.maximum(length_S, 1e-30))
         scale_S = scale_S * shorten_S
-    if left_S is None:
-        return slots.spread(scale_S)
-    left_S = left_S - lr * scale_S
-    if step_max is not None:  # it went as far as a step may
-        left_S = jnp.where(shorten_S < 1.0, 0.0, left_S)
+    if left_S is not None:
+        left_S = left_S - lr * scale_S
+        if step_max is not None:  # it went as far as a step may
+            left_S = jnp.where(shorten_S < 1.0, 0.0, left_S)
     return slots.spread(scale_S), left_S
 
 
@@ -401,14 +400,17 @@ def _word2vec_sparse(
     makes `passes` (`row_passes`) such passes over the batch, each at the rows the last one
     moved, a row spending at most lr over them all (`_curvature_scales`); the loss is the first
     pass's."""
-    left = (lr, lr) if passes > 1 else None  # each table's rate left, a row at a time
-    loss_sums = []
-    for _ in range(passes):
-        loss_sum, params, opt_state, left = _word2vec_sparse_pass(
+
+    def one_pass(params, opt_state, left):
+        return _word2vec_sparse_pass(
             context, config, rule, tx, params, opt_state, batch, noise_GxK, weight_BxJ, lr, left
         )
-        loss_sums.append(loss_sum)
-    return loss_sums[0], params, opt_state
+
+    left = (lr, lr) if passes > 1 else (None, None)  # each table's rate left, a row at a time
+    loss_sum, params, opt_state, left = one_pass(params, opt_state, left)
+    for _ in range(passes - 1):
+        _, params, opt_state, left = one_pass(params, opt_state, left)
+    return loss_sum, params, opt_state
 
 
 def _word2vec_sparse_pass(
@@ -459,10 +461,10 @@ def _word2vec_sparse_pass(
         in_pairs = None if in_pairs is None else in_pairs.reshape(-1)
         in_bends = (in_weights.reshape(-1) * _input_bends(pairs, g_in, in_pairs),)
         step_max = config.row_step_max
-        in_left, out_left = (None, None) if left is None else left
-        in_scales = _curvature_scales(rule, lr, in_slots, in_sums, in_bends, step_max, in_left)
-        if left is not None:
-            in_scales, in_left = in_scales
+        in_left, out_left = left
+        in_scales, in_left = _curvature_scales(
+            rule, lr, in_slots, in_sums, in_bends, step_max, in_left
+        )
         grad_in = _scaled(grad_in, in_scales)
         if rule == "sequential":
             # The input rows move first; the output rows then take their step against the moved
@@ -474,10 +476,10 @@ def _word2vec_sparse_pass(
             pairs = _Pairs(v_BxD, u_pos_BxD, u_neg_GxKxD, bend_BxJ, bend_BxJ)
         out_sums = out_slots.sum(jnp.concatenate(grad_u))
         out_bends = _output_bends(pairs, out_slots.spread(out_sums))
-        out_scales = _curvature_scales(rule, lr, out_slots, out_sums, out_bends, step_max, out_left)
-        if left is not None:
-            out_scales, out_left = out_scales
-            left = (in_left, out_left)
+        out_scales, out_left = _curvature_scales(
+            rule, lr, out_slots, out_sums, out_bends, step_max, out_left
+        )
+        left = (in_left, out_left)
         grad_u = _scaled(grad_u, out_scales)
     elif rule != "none":
         counting = (rule, config.row_cap)

@@ -50,7 +50,7 @@ from jax.sharding import Mesh, NamedSharding, PartitionSpec
 from optax.tree_utils import tree_map_params
 
 from jaxembed import objectives as ob
-from jaxembed.checks import ParameterError, one_of, positive_int
+from jaxembed.checks import ParameterError, one_of, optional_positive_int, positive_int
 from jaxembed.mesh import state_sharding
 from jaxembed.rows import alias_tables
 
@@ -124,8 +124,7 @@ class TrainConfig:
             )
         for name in ("dim", "negative", "share_negatives", "context_length", "row_cap"):
             positive_int(name, getattr(self, name))
-        if self.row_passes is not None:
-            positive_int("row_passes", self.row_passes)
+        optional_positive_int("row_passes", self.row_passes)
         if not self.lr > 0 or not self.min_lr >= 0 or self.min_lr > self.lr:
             raise ParameterError(
                 f"need lr > 0 and 0 <= min_lr <= lr; got lr={self.lr}, min_lr={self.min_lr}",

@@ -767,6 +767,7 @@ def test_row_passes_move_on_only_the_rows_stopped_at_a_minimum(share, vocab):
     come from jax.grad and jax.hessian of the step's loss over the whole tables."""
     dim, lr = 4, 3.0
     rng = np.random.default_rng(3)
+    tables = [jnp.asarray(rng.normal(0, 0.5, (vocab, dim)), jnp.float32) for _ in "ab"]
     batch = _crowded_batch()
     results = {}
     for passes in (1, 2):
@@ -780,8 +781,6 @@ def test_row_passes_move_on_only_the_rows_stopped_at_a_minimum(share, vocab):
             row_passes=passes,
         )
         state = tr.init_state(config, vocab)
-        tables = [jnp.asarray(rng.normal(0, 0.5, (vocab, dim)), jnp.float32) for _ in "ab"]
-        rng = np.random.default_rng(3)  # the same tables for both
         state = state.replace(params={"embed": tables[0], "out": tables[1]})
         results[passes] = tr.make_train_step(config, _noise(vocab))(_copy(state), batch)
     loss = _whole_table_loss(config, state, batch, _noise(vocab))
