@@ -22,6 +22,7 @@ the line gives them after the rule ("newton x2"), and its GB/s count one pass's 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import itertools
 import time
 
@@ -89,6 +90,13 @@ def main() -> None:
         default=[None],
         help="TrainConfig.row_passes values to time (default: the batch size's)",
     )
+    parser.add_argument(
+        "--row-directions",
+        type=int,
+        nargs="+",
+        default=[None],
+        help="TrainConfig.row_directions values to time (implicit; default: the config's)",
+    )
     parser.add_argument("--repeats", type=int, default=5)
     args = parser.parse_args()
     print(
@@ -103,8 +111,9 @@ def main() -> None:
         args.share_negatives,
         args.row_scale,
         args.row_passes,
+        args.row_directions,
     )
-    for optimizer, vocab_size, dim, batch, update, share, rule, passes in grid:
+    for optimizer, vocab_size, dim, batch, update, share, rule, passes, directions in grid:
         config = TrainConfig(
             dim=dim,
             update=update,
@@ -113,13 +122,17 @@ def main() -> None:
             row_scale=rule,
             row_passes=passes,
         )
+        if directions is not None:
+            config = dataclasses.replace(config, row_directions=directions)
         seconds = time_step(config, vocab_size, batch, args.steps, args.repeats)
         ran = row_scale(config, batch)
+        if ran == "implicit":
+            ran += f" k{config.row_directions}"
         if row_passes(config, batch) > 1:
             ran += f" x{row_passes(config, batch)}"
         print(
             f"{optimizer:5s} {update:6s} V={vocab_size:6d} D={dim:4d} B={batch:7d} G={share:4d} "
-            f"{ran:9s}: "
+            f"{ran:12s}: "
             f"{seconds * 1e3:8.2f} ms/step {batch / seconds / 1e6:7.3f} M pairs/s "
             f"{row_bytes(config, batch) / seconds / 1e9:7.2f} GB/s of rows",
             flush=True,

@@ -555,6 +555,7 @@ def _check_same_settings(saved: dict, current: dict, out: Path, train_config) ->
     saved.get("train", {}).setdefault("row_cap", 32)
     saved.get("train", {}).setdefault("row_step_max", None)
     saved.get("train", {}).setdefault("row_passes", 1)
+    saved.get("train", {}).setdefault("row_directions", 1)
     saved.get("train", {}).setdefault("ns_exponent", 0.75)
     for settings in (saved, current):  # "auto" and None are what they pick for the batch size
         train, batch_size = settings.get("train", {}), settings.get("fit", {}).get("batch_size")

@@ -180,10 +180,13 @@ def row_passes(config: Any, batch_size: int) -> int:
       >>> [row_passes(TrainConfig(), b) for b in (4096, 131072, 262144)]
       [1, 1, 2]
     """
-    if row_scale(config, batch_size) != "newton":
+    rule = row_scale(config, batch_size)
+    if rule not in ("newton", "implicit"):
         return 1
     if config.row_passes is not None:
         return config.row_passes
+    if rule == "implicit":
+        return 1
     above = get(config.objective).two_passes_above
     return 1 if above is None or batch_size <= above else 2
 
@@ -273,6 +276,7 @@ class _Slots(NamedTuple):
     slot_N: jax.Array  # each occurrence's slot (the pieces of the gradient, concatenated)
     slots: int
     sizes: tuple[int, ...]  # the pieces' lengths
+    rows_S: jax.Array  # each slot's row of the table (slots past the distinct rows: row 0)
 
     def sum(self, x_N: jax.Array) -> jax.Array:
         """x summed over each slot's occurrences (slots past the distinct rows: 0)."""
@@ -289,9 +293,9 @@ def _slots(rows: int, ids) -> _Slots:
     n = ids_N.shape[0]
     sizes = tuple(i.shape[0] for i in ids)
     if rows <= n:  # V slots are the cheaper (no sort)
-        return _Slots(ids_N, rows, sizes)
-    _, slot_N = jnp.unique(ids_N, size=n, fill_value=0, return_inverse=True)
-    return _Slots(slot_N.reshape(n), n, sizes)
+        return _Slots(ids_N, rows, sizes, jnp.arange(rows, dtype=ids_N.dtype))
+    rows_S, slot_N = jnp.unique(ids_N, size=n, fill_value=0, return_inverse=True)
+    return _Slots(slot_N.reshape(n), n, sizes, rows_S)
 
 
 def _input_bends(p: _Pairs, g_NxD, pairs_N):
@@ -338,6 +342,106 @@ def _output_bends(p: _Pairs, totals):
     return (pos_B, neg_GxK.reshape(-1))
 
 
+def _input_curvature_times(p: _Pairs, x_NxD, pairs_N):
+    """H_o x of each input occurrence o: sum_j bend_j u_j (u_j . x) over the J rows its pair
+    scores, x its row's vector (`_input_bends` is x . H_o x); `pairs_N` as there."""
+    batch, dim = p.v_BxD.shape
+    groups = p.u_neg_GxKxD.shape[0]
+    if pairs_N is None:
+        u_pos_NxD, bend_NxJ = p.u_pos_BxD, p.in_bend_BxJ
+        neg_GxPxK = jnp.einsum("gpd,gkd->gpk", x_NxD.reshape(groups, -1, dim), p.u_neg_GxKxD)
+        bent_GxPxK = bend_NxJ[:, 1:].reshape(neg_GxPxK.shape) * neg_GxPxK
+        neg_NxD = jnp.einsum("gpk,gkd->gpd", bent_GxPxK, p.u_neg_GxKxD).reshape(-1, dim)
+    else:
+        u_pos_NxD = p.u_pos_BxD.at[pairs_N].get(mode="promise_in_bounds")
+        u_neg_NxKxD = p.u_neg_GxKxD.at[pairs_N // (batch // groups)].get(mode="promise_in_bounds")
+        bend_NxJ = p.in_bend_BxJ.at[pairs_N].get(mode="promise_in_bounds")
+        neg_NxK = jnp.einsum("nkd,nd->nk", u_neg_NxKxD, x_NxD)
+        neg_NxD = jnp.einsum("nk,nkd->nd", bend_NxJ[:, 1:] * neg_NxK, u_neg_NxKxD)
+    pos_N = bend_NxJ[:, 0] * jnp.sum(x_NxD * u_pos_NxD, axis=-1)
+    return pos_N[:, None] * u_pos_NxD + neg_NxD
+
+
+def _output_curvature_times(p: _Pairs, xs):
+    """H_o x of each output occurrence (`_output_bends` is x . H_o x), pieces as there: the
+    centre row of each pair, bend v (v . x), and each noise row, summed over its group's pairs."""
+    batch, dim = p.v_BxD.shape
+    groups, negative, _ = p.u_neg_GxKxD.shape
+    if len(xs) == 1:
+        x_BxJxD = xs[0].reshape(batch, 1 + negative, dim)
+        x_pos_BxD, x_neg_GxKxD = x_BxJxD[:, 0], x_BxJxD[:, 1:]
+    else:
+        x_pos_BxD, x_neg_GxKxD = xs[0], xs[1].reshape(groups, negative, dim)
+    pos_B = p.out_bend_BxJ[:, 0] * jnp.sum(p.v_BxD * x_pos_BxD, axis=-1)
+    pos_BxD = pos_B[:, None] * p.v_BxD
+    v_GxPxD = p.v_BxD.reshape(groups, -1, dim)
+    proj_GxPxK = jnp.einsum("gpd,gkd->gpk", v_GxPxD, x_neg_GxKxD)
+    bent_GxPxK = p.out_bend_BxJ[:, 1:].reshape(proj_GxPxK.shape) * proj_GxPxK
+    neg_GxKxD = jnp.einsum("gpk,gpd->gkd", bent_GxPxK, v_GxPxD)
+    if len(xs) == 1:
+        return (jnp.concatenate([pos_BxD[:, None], neg_GxKxD], axis=1).reshape(-1, dim),)
+    return (pos_BxD, neg_GxKxD.reshape(-1, dim))
+
+
+def _implicit_steps(slots: _Slots, sums_SxD, curvature_times, time, directions, step_max=None):
+    """Each row's implicit (proximal) step over a time `time`: the delta that minimises the
+    step's loss to second order plus |delta|^2 / (2 time), delta = -(H + I / time)^-1 g, g the
+    row's summed gradient and H its block of the Hessian.
+
+    Along a direction of H of curvature c the row moves by time / (1 + time c) of the gradient
+    there: time (plain SGD) where c is small, a Newton step 1 / c where it is large. Rule
+    "implicit" with `TrainConfig.row_directions` = k solves it in the k directions of the
+    Krylov subspace span(g, Hg, ..., H^(k-1) g) (Lanczos), one product with H a direction: with
+    k = 1 along g alone (-time g / (1 + time h), h = g'Hg / |g|^2), which damps every direction
+    as the stiffest; with k = 2 and more a frequent row's few stiff directions (the noise words'
+    common direction) stop at their minimum while the others move as plain SGD would.
+
+    Args:
+      slots: `_slots` of the table's gradient rows.
+      sums_SxD: the gradient summed in those slots.
+      curvature_times: (x by slot, S x D) -> each slot's row block of H times x, S x D.
+      time: the step's learning rate (scalar), or the share of it one pass takes.
+      directions: k.
+      step_max: if given, no row moves further than this (`TrainConfig.row_step_max`).
+
+    Returns:
+      Each slot's move, S x D (zero where the gradient is).
+    """
+    norm_S = jnp.sqrt(jnp.sum(sums_SxD * sums_SxD, axis=-1))
+    q_SxD = sums_SxD / jnp.where(norm_S > 0, norm_S, 1.0)[:, None]
+    basis, diagonal, off_diagonal = [q_SxD], [], []
+    for i in range(directions):
+        w_SxD = curvature_times(basis[-1])
+        diagonal.append(jnp.sum(basis[-1] * w_SxD, axis=-1))
+        if i == directions - 1:
+            break
+        for q in basis:  # Lanczos, orthogonalised against every direction so far (k is small)
+            w_SxD = w_SxD - jnp.sum(q * w_SxD, axis=-1)[:, None] * q
+        beta_S = jnp.sqrt(jnp.sum(w_SxD * w_SxD, axis=-1))
+        # The subspace is exhausted where nothing new is left (a row in few pairs): its later
+        # directions are zero, and so is their part of the step.
+        beta_S = jnp.where(beta_S > 1e-6 * jnp.abs(diagonal[-1]), beta_S, 0.0)
+        off_diagonal.append(beta_S)
+        basis.append(w_SxD / jnp.where(beta_S > 0, beta_S, 1.0)[:, None])
+    # In the basis the step's loss is tridiagonal (alpha on the diagonal, beta beside it): solve
+    # (T + I / time) c = e1 by elimination (symmetric positive definite: no pivoting), one slot
+    # per lane - no batched LAPACK call for many tiny systems.
+    pivots, solved = [diagonal[0] + 1.0 / time], [1.0 / (diagonal[0] + 1.0 / time)]
+    for i, beta_S in enumerate(off_diagonal):
+        ratio_S = beta_S / pivots[-1]
+        pivots.append(diagonal[i + 1] + 1.0 / time - ratio_S * beta_S)
+        solved.append(-beta_S * solved[-1] / pivots[-1])
+    coef = [solved[-1]]
+    for i in reversed(range(len(off_diagonal))):
+        coef.insert(0, solved[i] - off_diagonal[i] / pivots[i] * coef[0])
+    move_SxD = sum(c_S[:, None] * q for c_S, q in zip(coef, basis, strict=True))
+    delta_SxD = -norm_S[:, None] * move_SxD
+    if step_max is not None:
+        length_S = jnp.sqrt(jnp.sum(delta_SxD * delta_SxD, axis=-1))
+        delta_SxD = delta_SxD * jnp.minimum(1.0, step_max / jnp.maximum(length_S, 1e-30))[:, None]
+    return delta_SxD
+
+
 def _curvature_scales(rule, lr, slots: _Slots, sums_SxD, bends, step_max=None, left_S=None):
     """Per-occurrence factors of the curvature rules of `TrainConfig.row_scale`.
 
@@ -347,14 +451,13 @@ def _curvature_scales(rule, lr, slots: _Slots, sums_SxD, bends, step_max=None, l
     score being linear in r). "newton" moves the row by -min(lr, 1/h) g: plain SGD, except where
     the plain step would go past the minimum of the loss along g, which it then reaches in one
     Newton step - what a frequent word's row needs in a large batch, where thousands of pairs
-    push it the same way at once and their plain sum overshoots and diverges. "implicit" moves
-    it by -lr g / (1 + lr h), the implicit (proximal) step along g: it damps every row a little.
-    "sequential" is newton's, but the output rows take theirs after the input rows have moved, at
+    push it the same way at once and their plain sum overshoots and diverges. ("implicit" is
+    `_implicit_steps`.) "sequential" is newton's, but the output rows take theirs after the input rows have moved, at
     the moved rows (no score moves by both of its rows' steps at once: stable where newton is not,
     less accurate where it is; BENCHMARKS.md, section 7).
 
     Args:
-      rule: one of `CURVATURE_RULES` ("sequential" and "joint" size steps as "newton").
+      rule: "newton", "sequential" or "joint" (the last two size steps as "newton").
       lr: the step's learning rate.
       slots: `_slots` of the table's gradient rows.
       sums_SxD: the gradient summed in those slots.
@@ -374,10 +477,8 @@ def _curvature_scales(rule, lr, slots: _Slots, sums_SxD, bends, step_max=None, l
     h_S = quad_S / jnp.where(norm_S > 0, norm_S, 1.0)
     if left_S is not None:  # (left / lr) / max(1, left h): relative to the step's lr
         scale_S = left_S / (lr * jnp.maximum(1.0, left_S * h_S))
-    elif rule in ("newton", "sequential", "joint"):
-        scale_S = 1.0 / jnp.maximum(1.0, lr * h_S)
     else:
-        scale_S = 1.0 / (1.0 + lr * h_S)
+        scale_S = 1.0 / jnp.maximum(1.0, lr * h_S)
     if step_max is not None:
         length_S = lr * scale_S * jnp.sqrt(norm_S)
         shorten_S = jnp.minimum(1.0, step_max / jnp.maximum(length_S, 1e-30))
@@ -398,15 +499,18 @@ def _word2vec_sparse(
 ):
     """Gather the rows, closed-form row gradients, optax on those rows, scatter back. newton
     makes `passes` (`row_passes`) such passes over the batch, each at the rows the last one
-    moved, a row spending at most lr over them all (`_curvature_scales`); the loss is the first
+    moved, a row spending at most lr over them all (`_curvature_scales`); implicit makes
+    `passes` implicit steps of lr / passes each (`_implicit_steps`). The loss is the first
     pass's."""
 
     def one_pass(params, opt_state, left):
         return _word2vec_sparse_pass(
-            context, config, rule, tx, params, opt_state, batch, noise_GxK, weight_BxJ, lr, left
-        )
+            context, config, rule, tx, params, opt_state, batch, noise_GxK, weight_BxJ, lr, left,
+            passes,
+        )  # fmt: skip
 
-    left = (lr, lr) if passes > 1 else (None, None)  # each table's rate left, a row at a time
+    newton_passes = passes > 1 and rule == "newton"
+    left = (lr, lr) if newton_passes else (None, None)  # each table's rate left, a row at a time
     loss_sum, params, opt_state, left = one_pass(params, opt_state, left)
     for _ in range(passes - 1):
         _, params, opt_state, left = one_pass(params, opt_state, left)
@@ -414,7 +518,7 @@ def _word2vec_sparse(
 
 
 def _word2vec_sparse_pass(
-    context, config, rule, tx, params, opt_state, batch, noise_GxK, weight_BxJ, lr, left
+    context, config, rule, tx, params, opt_state, batch, noise_GxK, weight_BxJ, lr, left, passes
 ):
     embed, out = params["embed"], params["out"]
     center_B, dim = batch["center_B"], embed.shape[1]
@@ -451,7 +555,33 @@ def _word2vec_sparse_pass(
     in_ids = (in_ids.reshape(-1),)
     if rule != "none":
         in_slots, out_slots = _slots(embed.shape[0], in_ids), _slots(embed.shape[0], out_ids)
-    if rule in CURVATURE_RULES:
+    if rule == "implicit":
+        bend_BxJ = _bends(v_BxD, u_pos_BxD, u_neg_GxKxD, weight_BxJ)
+        pairs = _Pairs(v_BxD, u_pos_BxD, u_neg_GxKxD, bend_BxJ, bend_BxJ)
+        in_pairs = None if in_pairs is None else in_pairs.reshape(-1)
+        in_weights_N = in_weights.reshape(-1)
+
+        def in_times(x_SxD):
+            (x_NxD,) = in_slots.spread(x_SxD)
+            times_NxD = _input_curvature_times(pairs, x_NxD, in_pairs)
+            return in_slots.sum(in_weights_N[:, None] * times_NxD)
+
+        def out_times(x_SxD):
+            times = _output_curvature_times(pairs, out_slots.spread(x_SxD))
+            return out_slots.sum(jnp.concatenate(times))
+
+        time, directions = lr / passes, config.row_directions
+        moves = [
+            _implicit_steps(slots, sums, times, time, directions, config.row_step_max)
+            for slots, sums, times in (
+                (in_slots, in_slots.sum(grad_in[0]), in_times),
+                (out_slots, out_slots.sum(jnp.concatenate(grad_u)), out_times),
+            )
+        ]
+        # Each row's move as a gradient of its own, which SGD at rate lr applies as it is.
+        in_ids, grad_in = in_slots.rows_S, -moves[0] / lr
+        out_ids, grad_u = out_slots.rows_S, -moves[1] / lr
+    elif rule in CURVATURE_RULES:
         bends = (_bends(v_BxD, u_pos_BxD, u_neg_GxKxD, weight_BxJ),) * 2
         if rule == "joint":
             bends = _joint_bends(v_BxD, u_pos_BxD, u_neg_GxKxD, bends[0])

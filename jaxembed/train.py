@@ -97,6 +97,9 @@ class TrainConfig:
     # the minimum along its gradient goes on from there, the others are done after one pass.
     # None: 1, or 2 above the objective's two_passes_above (objectives.row_passes)
     row_passes: int | None = None
+    # implicit: directions of each row's curvature its step resolves (objectives._implicit_steps:
+    # a Krylov subspace of the row's block of the step's Hessian); 1: along its gradient only
+    row_directions: int = 1
     context_length: int = 64  # next-token: positions in the position table (T)
     seed: int = 1  # initial table and noise-word draws
 
@@ -122,7 +125,14 @@ class TrainConfig:
                 "row_scale",
                 "optimizer",
             )
-        for name in ("dim", "negative", "share_negatives", "context_length", "row_cap"):
+        for name in (
+            "dim",
+            "negative",
+            "share_negatives",
+            "context_length",
+            "row_cap",
+            "row_directions",
+        ):
             positive_int(name, getattr(self, name))
         optional_positive_int("row_passes", self.row_passes)
         if not self.lr > 0 or not self.min_lr >= 0 or self.min_lr > self.lr:
@@ -143,11 +153,18 @@ class TrainConfig:
                 "row_step_max",
                 "row_scale",
             )
-        if (self.row_passes or 1) > 1 and self.row_scale not in ("auto", "newton"):
+        if (self.row_passes or 1) > 1 and self.row_scale not in ("auto", "newton", "implicit"):
             raise ParameterError(
-                f"row_passes repeats newton's step - use row_scale='auto' or 'newton', not "
-                f"{self.row_scale!r}, or row_passes=None or 1",
+                f"row_passes repeats newton's or implicit's step - use row_scale='auto', "
+                f"'newton' or 'implicit', not {self.row_scale!r}, or row_passes=None or 1",
                 "row_passes",
+                "row_scale",
+            )
+        if self.row_directions > 1 and self.row_scale not in ("auto", "implicit"):
+            raise ParameterError(
+                f"row_directions sizes implicit's step - use row_scale='auto' or 'implicit', "
+                f"not {self.row_scale!r}, or row_directions=1",
+                "row_directions",
                 "row_scale",
             )
         if not 0 <= self.ns_exponent <= 1:

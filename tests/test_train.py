@@ -1,5 +1,6 @@
 """Tests for jaxembed.train: objectives, the sparse/dense step, learning, sharding."""
 
+import dataclasses
 import json
 import os
 import socket
@@ -458,6 +459,17 @@ def _whole_table_loss(config, state, batch, noise):
     return loss
 
 
+def _crowded_step(config, vocab):
+    """(`_crowded_batch`, a state with random tables, the step's `_whole_table_loss`)."""
+    rng = np.random.default_rng(3)
+    batch = _crowded_batch()
+    state = tr.init_state(config, vocab)
+    shape = (vocab, config.dim)
+    params = {name: jnp.asarray(rng.normal(0, 0.5, shape), jnp.float32) for name in "ab"}
+    state = state.replace(params={"embed": params["a"], "out": params["b"]})
+    return batch, state, _whole_table_loss(config, state, batch, _noise(vocab))
+
+
 def _crowded_batch():
     """Rows 0 and 1 in many pairs (their plain summed step overshoots), the last pair padding."""
     return {
@@ -481,12 +493,7 @@ def test_curvature_row_scales_step_along_the_gradient(rule, share, vocab):
     config = tr.TrainConfig(
         dim=dim, lr=lr, min_lr=0.0, row_scale=rule, share_negatives=share, negative=3
     )
-    rng = np.random.default_rng(3)
-    batch = _crowded_batch()
-    state = tr.init_state(config, vocab)
-    params = {name: jnp.asarray(rng.normal(0, 0.5, (vocab, dim)), jnp.float32) for name in "ab"}
-    state = state.replace(params={"embed": params["a"], "out": params["b"]})
-    loss = _whole_table_loss(config, state, batch, _noise(vocab))
+    batch, state, loss = _crowded_step(config, vocab)
     new, _ = tr.make_train_step(config, _noise(vocab))(_copy(state), batch)
     damped = 0
     for arg, name in enumerate(("embed", "out")):
@@ -507,6 +514,49 @@ def test_curvature_row_scales_step_along_the_gradient(rule, share, vocab):
             want[r] = table[r] - step * g
         np.testing.assert_allclose(np.asarray(new.params[name]), want, rtol=2e-4, atol=1e-6)
     assert damped >= 2  # the rule changed some rows (and the test would see it if it did not)
+
+
+@pytest.mark.parametrize("passes", [1, 2])
+@pytest.mark.parametrize("share", [1, 2])
+@pytest.mark.parametrize("vocab", [9, 40])  # V slots; a slot per occurrence
+def test_implicit_with_every_direction_takes_each_rows_proximal_step(passes, share, vocab):
+    """With as many directions as the row has (row_directions = D), implicit moves each row r by
+    -(H + I / t)^-1 g, g its summed gradient and H its block of the Hessian, from jax.grad and
+    jax.hessian of the step's loss over the whole tables, t = lr / passes; a second pass does it
+    again at the moved tables. With one direction the step is along g (the test above): this
+    one fails if the Krylov directions are not used."""
+    dim, lr = 4, 3.0
+    config = tr.TrainConfig(
+        dim=dim,
+        lr=lr,
+        min_lr=0.0,
+        row_scale="implicit",
+        row_directions=dim,
+        row_passes=passes,
+        share_negatives=share,
+        negative=3,
+    )
+    batch, state, loss = _crowded_step(config, vocab)
+    new, _ = tr.make_train_step(config, _noise(vocab))(_copy(state), batch)
+    along_g = tr.make_train_step(dataclasses.replace(config, row_directions=1), _noise(vocab))
+    one_direction, _ = along_g(_copy(state), batch)
+    tables, t = (state.params["embed"], state.params["out"]), lr / passes
+    for _ in range(passes):
+        moved = []
+        for arg in range(2):
+            grad = np.asarray(jax.grad(loss, arg)(*tables), np.float64)
+            hess = np.asarray(jax.hessian(loss, arg)(*tables), np.float64)  # V x D x V x D
+            table = np.asarray(tables[arg], np.float64).copy()
+            for r in range(vocab):
+                if np.any(grad[r]):
+                    prox = hess[r, :, r, :] + np.eye(dim) / t
+                    table[r] -= np.linalg.solve(prox, grad[r])
+            moved.append(jnp.asarray(table, jnp.float32))
+        tables = tuple(moved)
+    for arg, name in enumerate(("embed", "out")):
+        got = np.asarray(new.params[name])
+        np.testing.assert_allclose(got, np.asarray(tables[arg]), rtol=2e-4, atol=2e-6)
+        assert not np.allclose(got, np.asarray(one_direction.params[name]), atol=1e-4), name
 
 
 @pytest.mark.parametrize("rule, moves", [("newton", 2.0), ("joint", 1.0)])
@@ -673,6 +723,7 @@ def _assert_same_tables(results, reference):
         ("skipgram", "auto"),
         ("skipgram", "newton"),  # the rule of large batches: its row totals span the mesh
         ("skipgram", "newton x2"),  # row_passes=2: what each row has left spans it too
+        ("skipgram", "implicit k2 x2"),  # its Krylov directions span it too
         pytest.param("cbow", "auto", marks=pytest.mark.slow),
         pytest.param("cbow", "newton", marks=pytest.mark.slow),
     ],
@@ -687,6 +738,7 @@ def test_eight_devices_give_the_same_table_as_one(tmp_path, objective, rule):
     env = {"XLA_FLAGS": "--xla_force_host_platform_device_count=8", "JAX_PLATFORMS": "cpu"}
     setup = "assert jax.device_count() == 8"
     train = {"row_scale": rule.split()[0], "row_passes": 2 if rule.endswith("x2") else None}
+    train["row_directions"] = 2 if " k2" in rule else 1
     results = _run_script(tmp_path, setup, meshes, [objective], env_extra=env, train=train)
     assert len(results) == 4
     _assert_same_tables(results, "one")
@@ -727,8 +779,8 @@ def test_tables_are_padded_to_a_multiple_of_128_rows(vocab, rows):
     assert jm.padded_vocab_size(vocab) == rows
 
 
-@pytest.mark.parametrize("rule", ["newton", "implicit"])
-def test_row_step_max_shortens_the_rows_that_would_move_further(rule):
+@pytest.mark.parametrize("rule, directions", [("newton", 1), ("implicit", 1), ("implicit", 3)])
+def test_row_step_max_shortens_the_rows_that_would_move_further(rule, directions):
     """With row_step_max = m each row moves along its rule's step, by at most m: the rows whose
     step is longer are shortened to m, the others move exactly as without the limit."""
     vocab = 12
@@ -737,7 +789,14 @@ def test_row_step_max_shortens_the_rows_that_would_move_further(rule):
     for step_max in (None, "median"):
         if step_max == "median":  # half the rows' steps are longer
             step_max = float(np.median(lengths[lengths > 0]))
-        config = tr.TrainConfig(dim=D, lr=4.0, min_lr=0.0, row_scale=rule, row_step_max=step_max)
+        config = tr.TrainConfig(
+            dim=D,
+            lr=4.0,
+            min_lr=0.0,
+            row_scale=rule,
+            row_step_max=step_max,
+            row_directions=directions,
+        )
         state = _random_state(config, vocab=vocab)
         new, _ = tr.make_train_step(config, _noise(vocab))(_copy(state), batch)
         steps[step_max is None] = {
@@ -811,8 +870,10 @@ def test_row_passes_move_on_only_the_rows_stopped_at_a_minimum(share, vocab):
     assert moved_on >= 2  # the second pass moved rows (and the test would see it if it did not)
     # the step's loss is its first pass's, the loss of the rows it started from
     assert float(results[2][1]["loss_sum"]) == float(results[1][1]["loss_sum"])
-    with pytest.raises(ValueError, match="row_passes repeats newton's step"):
-        tr.TrainConfig(row_scale="implicit", row_passes=2)
+    with pytest.raises(ValueError, match="row_passes repeats newton's or implicit's step"):
+        tr.TrainConfig(row_scale="joint", row_passes=2)
+    with pytest.raises(ValueError, match="row_directions sizes implicit's step"):
+        tr.TrainConfig(row_scale="newton", row_directions=2)
 
 
 def test_row_passes_leave_a_row_the_step_max_shortened_where_the_first_pass_put_it():

@@ -226,7 +226,8 @@ def register(subparsers) -> None:
         "by contributions / --row-cap above --row-cap (cap), or sized by the curvature of the "
         "batch's loss along it (newton: at most a Newton step; sequential: newton, the output "
         "rows after the input rows have moved; joint: both rows of a score "
-        "share its Newton step; implicit: lr / (1 + lr x curvature)); auto: none up to the "
+        "share its Newton step; implicit: the proximal step, lr / (1 + lr x curvature) in each "
+        "of --row-directions); auto: none up to the "
         "objective's default --batch-size, newton above it (BENCHMARKS.md, section 7)",
     )
     g.add_argument("--row-cap", type=int, default=32, help="--row-scale cap's contributions")
@@ -243,7 +244,16 @@ def register(subparsers) -> None:
         default=None,
         help="with --row-scale newton (or auto above the default batch): passes a step makes over "
         "its batch, the rows stopped at a minimum moving on from it (default: 1; 2 above "
-        "131,072 skip-gram pairs or 32,768 CBOW centres)",
+        "131,072 skip-gram pairs or 32,768 CBOW centres); with implicit: implicit steps of "
+        "lr / passes each (default: 1)",
+    )
+    g.add_argument(
+        "--row-directions",
+        type=int,
+        default=1,
+        help="with --row-scale implicit: directions of each row's curvature its step resolves "
+        "(1: along its summed gradient; 2+: a frequent row's stiff directions stop at their "
+        "minimum while the others move as plain SGD would)",
     )
     g.add_argument("--seed", type=int, default=1, help="random seed")
     g = p.add_argument_group("run")
@@ -357,6 +367,7 @@ def run_train(args: argparse.Namespace) -> int:
         row_cap=args.row_cap,
         row_step_max=args.row_step_max,
         row_passes=args.row_passes,
+        row_directions=args.row_directions,
         context_length=args.context_length,
         seed=args.seed,
     )
