@@ -532,7 +532,7 @@ def _large_batch_advice(train_config, batch_size: int) -> str:
     rule = ob.row_scale(train_config, batch_size)
     if rule == "none":
         return ", or damp this large batch's rows with row_scale='auto'"
-    if rule == "newton" and train_config.row_step_max is None:
+    if rule == "newton" and ob.row_step_max(train_config, batch_size) is None:
         # in the first steps the output rows are near 0: the input rows' Newton steps are huge
         return ", or bound each row's step with row_step_max=1.0 (BENCHMARKS.md, section 7)"
     return ""
@@ -563,12 +563,16 @@ def _check_same_settings(saved: dict, current: dict, out: Path, train_config) ->
             continue
         try:
             picked = dataclasses.replace(
-                train_config, row_scale=train["row_scale"], row_passes=train["row_passes"]
+                train_config,
+                row_scale=train["row_scale"],
+                row_passes=train["row_passes"],
+                row_step_max=train["row_step_max"],
             )
         except ParameterError:  # not a step this run's config can take: compared as saved
             continue
         train["row_scale"] = ob.row_scale(picked, batch_size)
         train["row_passes"] = ob.row_passes(picked, batch_size)
+        train["row_step_max"] = ob.row_step_max(picked, batch_size)
     if saved == current:
         return
     diffs = []

@@ -170,15 +170,16 @@ def row_scale(config: Any, batch_size: int) -> str:
 def row_passes(config: Any, batch_size: int) -> int:
     """The passes over its batch a step of `batch_size` examples makes (`TrainConfig.row_passes`).
 
-    Only newton makes more than one. None (the default) is one pass up to the objective's
-    `two_passes_above` batch size and two above it: at 262,144 skip-gram pairs one newton pass
-    a step was 1.7 analogy points short of the CPU's batch (mean of two seeds), two passes were
-    0.2 points short (BENCHMARKS.md, section 7).
+    Only newton and implicit make more than one. None (the default) is, for newton, one pass up
+    to the objective's `two_passes_above` batch size, two above it and four above its
+    `four_passes_above`: at 262,144 skip-gram pairs one newton pass a step was 1.7 analogy
+    points short of the CPU's batch (mean of two seeds), two passes were 0.2 points short; at
+    1,048,576 two were 3.7 short, four 1.5 (BENCHMARKS.md, section 7). implicit: one.
 
     Example:
       >>> from jaxembed.train import TrainConfig
-      >>> [row_passes(TrainConfig(), b) for b in (4096, 131072, 262144)]
-      [1, 1, 2]
+      >>> [row_passes(TrainConfig(), b) for b in (4096, 131072, 262144, 1048576)]
+      [1, 1, 2, 4]
     """
     rule = row_scale(config, batch_size)
     if rule not in ("newton", "implicit"):
@@ -187,8 +188,32 @@ def row_passes(config: Any, batch_size: int) -> int:
         return config.row_passes
     if rule == "implicit":
         return 1
-    above = get(config.objective).two_passes_above
+    objective = get(config.objective)
+    if objective.four_passes_above is not None and batch_size > objective.four_passes_above:
+        return 4
+    above = objective.two_passes_above
     return 1 if above is None or batch_size <= above else 2
+
+
+def row_step_max(config: Any, batch_size: int) -> float | None:
+    """How far a row may move in a step of `batch_size` examples (`TrainConfig.row_step_max`).
+
+    An explicit value is kept. None (the default) is no limit, except under row_scale="auto"
+    above the objective's `bound_steps_above`, where auto's newton step takes 1.0: at 524,288
+    skip-gram pairs it diverged in its first call without it; with it, 524,288 and 1,048,576
+    pairs train stably (BENCHMARKS.md, section 7).
+
+    Example:
+      >>> from jaxembed.train import TrainConfig
+      >>> [row_step_max(TrainConfig(), b) for b in (4096, 262144, 524288)]
+      [None, None, 1.0]
+    """
+    if config.row_step_max is not None or config.row_scale != "auto":
+        return config.row_step_max
+    above = get(config.objective).bound_steps_above
+    if row_scale(config, batch_size) not in CURVATURE_RULES or above is None:
+        return None
+    return None if batch_size <= above else 1.0
 
 
 def _row_scales(rule, slots: _Slots, weights):
@@ -495,18 +520,29 @@ def _scaled(grads, scales):
 
 
 def _word2vec_sparse(
-    context, config, rule, tx, params, opt_state, batch, noise_GxK, weight_BxJ, lr, passes=1
+    context,
+    config,
+    rule,
+    tx,
+    params,
+    opt_state,
+    batch,
+    noise_GxK,
+    weight_BxJ,
+    lr,
+    passes=1,
+    step_max=None,
 ):
     """Gather the rows, closed-form row gradients, optax on those rows, scatter back. newton
     makes `passes` (`row_passes`) such passes over the batch, each at the rows the last one
     moved, a row spending at most lr over them all (`_curvature_scales`); implicit makes
     `passes` implicit steps of lr / passes each (`_implicit_steps`). The loss is the first
-    pass's."""
+    pass's. No row moves further than `step_max` (`row_step_max`) in the step."""
 
     def one_pass(params, opt_state, left):
         return _word2vec_sparse_pass(
             context, config, rule, tx, params, opt_state, batch, noise_GxK, weight_BxJ, lr, left,
-            passes,
+            passes, step_max,
         )  # fmt: skip
 
     newton_passes = passes > 1 and rule == "newton"
@@ -518,7 +554,19 @@ def _word2vec_sparse(
 
 
 def _word2vec_sparse_pass(
-    context, config, rule, tx, params, opt_state, batch, noise_GxK, weight_BxJ, lr, left, passes
+    context,
+    config,
+    rule,
+    tx,
+    params,
+    opt_state,
+    batch,
+    noise_GxK,
+    weight_BxJ,
+    lr,
+    left,
+    passes,
+    step_max,
 ):
     embed, out = params["embed"], params["out"]
     center_B, dim = batch["center_B"], embed.shape[1]
@@ -572,7 +620,7 @@ def _word2vec_sparse_pass(
 
         time, directions = lr / passes, config.row_directions
         moves = [
-            _implicit_steps(slots, sums, times, time, directions, config.row_step_max)
+            _implicit_steps(slots, sums, times, time, directions, step_max)
             for slots, sums, times in (
                 (in_slots, in_slots.sum(grad_in[0]), in_times),
                 (out_slots, out_slots.sum(jnp.concatenate(grad_u)), out_times),
@@ -590,7 +638,6 @@ def _word2vec_sparse_pass(
         (g_in,) = in_slots.spread(in_sums)
         in_pairs = None if in_pairs is None else in_pairs.reshape(-1)
         in_bends = (in_weights.reshape(-1) * _input_bends(pairs, g_in, in_pairs),)
-        step_max = config.row_step_max
         in_left, out_left = left
         in_scales, in_left = _curvature_scales(
             rule, lr, in_slots, in_sums, in_bends, step_max, in_left
@@ -641,15 +688,18 @@ def _word2vec_dense(context, config, rule, tx, params, opt_state, batch, noise_G
 def _word2vec_update(context, config, tx, state, batch, alias, lr):
     """word2vec's step body: noise words, pair weights, then the sparse or dense update."""
     count = jnp.sum(batch["mask_B"])
-    rule = row_scale(config, batch["center_B"].shape[0])
-    passes = row_passes(config, batch["center_B"].shape[0])
+    batch_size = batch["center_B"].shape[0]
+    rule, passes = row_scale(config, batch_size), row_passes(config, batch_size)
+    step_max = row_step_max(config, batch_size)
     batch = _pad_to_groups(config, batch)
     noise_GxK = batch.get("noise_GxK")
     if noise_GxK is None:
         noise_GxK = draw_noise(config, state, alias, batch["center_B"].shape[0])
     weight_BxJ = pair_weights(batch["center_B"], noise_GxK, batch["mask_B"])
     update = (
-        functools.partial(_word2vec_sparse, passes=passes) if config.sparse else _word2vec_dense
+        functools.partial(_word2vec_sparse, passes=passes, step_max=step_max)
+        if config.sparse
+        else _word2vec_dense
     )
     loss_sum, params, opt_state = update(
         context, config, rule, tx, state.params, state.opt_state, batch, noise_GxK, weight_BxJ, lr
@@ -748,6 +798,11 @@ class Objective(NamedTuple):
     # TrainConfig.row_passes=None: newton makes two passes over a batch larger than this (None:
     # one at any size)
     two_passes_above: int | None = None
+    # ... four above this (None: never four)
+    four_passes_above: int | None = None
+    # TrainConfig.row_step_max=None under row_scale="auto": no row moves further than 1.0 in a
+    # step larger than this (None: no limit at any size)
+    bound_steps_above: int | None = None
 
 
 _WORD2VEC = dict(negatives=True, sparse=True, optimizer="sgd", min_lr=0.0001)
@@ -766,6 +821,11 @@ SKIPGRAM = Objective(
     # one newton pass was within 0.3 points at 131,072 pairs (1M-word chunks), two were needed at
     # 262,144 (BENCHMARKS.md, section 7)
     two_passes_above=131072,
+    # 524,288 pairs: auto's newton (two passes) diverged in its first call; with each row's step
+    # at most 1.0 long it scored 23.33%; 1,048,576 pairs, bounded: 2 passes 21.07%, 4 23.21%
+    # (BENCHMARKS.md, section 7)
+    four_passes_above=524288,
+    bound_steps_above=262144,
     **_WORD2VEC,
 )
 CBOW = Objective(

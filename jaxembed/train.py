@@ -89,13 +89,15 @@ class TrainConfig:
     row_scale: str = "auto"
     row_cap: int = 32
     # curvature rules (auto: above the default batch): no row moves further than this in one
-    # step (a trust region); None: no limit. 1.0 keeps newton stable at 1M skip-gram pairs and
-    # does not bind at 65k-256k (BENCHMARKS.md, 7)
+    # step (implicit: in one pass); None: no limit, but 1.0 where auto takes newton steps above
+    # the objective's bound_steps_above (skip-gram: 262,144 pairs; objectives.row_step_max):
+    # 1.0 keeps newton stable at 512k-1M skip-gram pairs (BENCHMARKS.md, 7)
     row_step_max: float | None = None
     # newton (auto: above the default batch): passes a step makes over its batch, each at the
     # rows the last one moved, every row spending at most lr over them all - a row stopped at
     # the minimum along its gradient goes on from there, the others are done after one pass.
-    # None: 1, or 2 above the objective's two_passes_above (objectives.row_passes)
+    # None: 1, 2 above the objective's two_passes_above, 4 above its four_passes_above
+    # (objectives.row_passes). implicit: implicit steps of lr / passes each (None: 1)
     row_passes: int | None = None
     # implicit: directions of each row's curvature its step resolves (objectives._implicit_steps:
     # a Krylov subspace of the row's block of the step's Hessian); 1: along its gradient only
@@ -160,10 +162,10 @@ class TrainConfig:
                 "row_passes",
                 "row_scale",
             )
-        if self.row_directions > 1 and self.row_scale not in ("auto", "implicit"):
+        if self.row_directions > 1 and self.row_scale != "implicit":
             raise ParameterError(
-                f"row_directions sizes implicit's step - use row_scale='auto' or 'implicit', "
-                f"not {self.row_scale!r}, or row_directions=1",
+                f"row_directions sizes implicit's step - use row_scale='implicit', not "
+                f"{self.row_scale!r}, or row_directions=1",
                 "row_directions",
                 "row_scale",
             )

@@ -367,6 +367,7 @@ def test_a_diverging_newton_batch_is_told_to_bound_the_rows_steps():
     )
     bounded = TrainConfig(row_scale="newton", row_step_max=1.0)
     assert loop._large_batch_advice(bounded, 1 << 20) == ""  # nothing more to try
+    assert loop._large_batch_advice(TrainConfig(), 1 << 20) == ""  # auto bounds it there
     assert loop._large_batch_advice(TrainConfig(), 4096) == ""  # the default batch: lower lr
 
 

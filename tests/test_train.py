@@ -638,6 +638,35 @@ def test_auto_row_passes_are_two_above_the_objectives_size(objective):
     assert not np.allclose(tables[None]["out"], tables[1]["out"])
 
 
+@pytest.mark.parametrize(
+    "above, passes",
+    [
+        ("bound_steps_above", 2),  # two passes, each row's step at most 1.0 long
+        ("four_passes_above", 4),  # four, bounded
+    ],
+)
+def test_auto_bounds_each_rows_step_above_the_objectives_size(above, passes):
+    """Above bound_steps_above auto's newton step takes row_step_max=1.0 (it diverged without at
+    512k pairs), and four passes above four_passes_above: the same tables as newton with those
+    settings given, other tables than without the bound."""
+    size = getattr(ob.get("skipgram"), above) + 64
+    batch = _batch("skipgram", seed=5, batch=size, vocab=64)
+    tables = {}
+    for name, extra in (
+        ("auto", {}),
+        ("given", {"row_scale": "newton", "row_passes": passes, "row_step_max": 1.0}),
+        ("unbounded", {"row_scale": "newton", "row_passes": passes}),
+    ):
+        config = tr.TrainConfig(dim=8, lr=0.5, **extra)
+        state, _ = tr.make_train_step(config, _noise(64))(_random_state(config, vocab=64), batch)
+        tables[name] = jax.tree.map(np.asarray, state.params)
+    chex.assert_trees_all_equal(tables["auto"], tables["given"])
+    assert not np.allclose(tables["auto"]["embed"], tables["unbounded"]["embed"])
+    at = ob.get("skipgram").bound_steps_above
+    assert ob.row_step_max(tr.TrainConfig(), at) is None  # not up to it
+    assert ob.row_step_max(tr.TrainConfig(row_scale="newton"), size) is None  # only auto's
+
+
 # ---------------------------------------------------------------------------- sharding
 
 _SHARDED_SCRIPT = textwrap.dedent(

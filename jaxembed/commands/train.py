@@ -236,7 +236,8 @@ def register(subparsers) -> None:
         type=float,
         default=None,
         help="with a curvature --row-scale (newton ...): no row moves further than this in one "
-        "step (1.0 keeps newton stable at 1M skip-gram pairs; default: no limit)",
+        "step (default: no limit, but 1.0 where --row-scale auto takes newton steps above "
+        "262,144 skip-gram pairs: it keeps them stable at 512k-1M)",
     )
     g.add_argument(
         "--row-passes",
@@ -244,7 +245,7 @@ def register(subparsers) -> None:
         default=None,
         help="with --row-scale newton (or auto above the default batch): passes a step makes over "
         "its batch, the rows stopped at a minimum moving on from it (default: 1; 2 above "
-        "131,072 skip-gram pairs or 32,768 CBOW centres); with implicit: implicit steps of "
+        "131,072 skip-gram pairs or 32,768 CBOW centres, 4 above 524,288 pairs); with implicit: implicit steps of "
         "lr / passes each (default: 1)",
     )
     g.add_argument(
