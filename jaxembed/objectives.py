@@ -174,7 +174,8 @@ def row_passes(config: Any, batch_size: int) -> int:
     to the objective's `two_passes_above` batch size, two above it and four above its
     `four_passes_above`: at 262,144 skip-gram pairs one newton pass a step was 1.7 analogy
     points short of the CPU's batch (mean of two seeds), two passes were 0.2 points short; at
-    1,048,576 two were 3.7 short, four 1.5 (BENCHMARKS.md, section 7). implicit: one.
+    1,048,576 (bounded, one seed) two were 3.7 short, four 1.5 (BENCHMARKS.md, section 7).
+    implicit: one.
 
     Example:
       >>> from jaxembed.train import TrainConfig
@@ -476,10 +477,10 @@ def _curvature_scales(rule, lr, slots: _Slots, sums_SxD, bends, step_max=None, l
     score being linear in r). "newton" moves the row by -min(lr, 1/h) g: plain SGD, except where
     the plain step would go past the minimum of the loss along g, which it then reaches in one
     Newton step - what a frequent word's row needs in a large batch, where thousands of pairs
-    push it the same way at once and their plain sum overshoots and diverges. ("implicit" is
-    `_implicit_steps`.) "sequential" is newton's, but the output rows take theirs after the input rows have moved, at
-    the moved rows (no score moves by both of its rows' steps at once: stable where newton is not,
-    less accurate where it is; BENCHMARKS.md, section 7).
+    push it the same way at once and their plain sum overshoots and diverges. "sequential" is
+    newton's, but the output rows take theirs after the input rows have moved, at the moved rows
+    (no score moves by both of its rows' steps at once: stable where newton is not, less
+    accurate where it is; BENCHMARKS.md, section 7). ("implicit" is `_implicit_steps`.)
 
     Args:
       rule: "newton", "sequential" or "joint" (the last two size steps as "newton").

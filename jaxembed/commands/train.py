@@ -245,8 +245,8 @@ def register(subparsers) -> None:
         default=None,
         help="with --row-scale newton (or auto above the default batch): passes a step makes over "
         "its batch, the rows stopped at a minimum moving on from it (default: 1; 2 above "
-        "131,072 skip-gram pairs or 32,768 CBOW centres, 4 above 524,288 pairs); with implicit: implicit steps of "
-        "lr / passes each (default: 1)",
+        "131,072 skip-gram pairs or 32,768 CBOW centres, 4 above 524,288 pairs); with "
+        "implicit: implicit steps of lr / passes each (default: 1)",
     )
     g.add_argument(
         "--row-directions",
