@@ -520,6 +520,21 @@ def _scaled(grads, scales):
     return tuple(g * s[:, None] for g, s in zip(grads, scales, strict=True))
 
 
+class _SparseStep(NamedTuple):
+    """What every pass of a sparse word2vec step reads (`_word2vec_sparse`)."""
+
+    context: Callable  # _skipgram_context or _cbow_context
+    config: Any  # TrainConfig
+    rule: str  # row_scale's pick
+    tx: optax.GradientTransformation
+    batch: Mapping[str, jax.Array]
+    noise_GxK: jax.Array
+    weight_BxJ: jax.Array
+    lr: jax.Array
+    passes: int  # row_passes's pick
+    step_max: float | None  # row_step_max's pick
+
+
 def _word2vec_sparse(
     context,
     config,
@@ -531,44 +546,27 @@ def _word2vec_sparse(
     noise_GxK,
     weight_BxJ,
     lr,
-    passes=1,
-    step_max=None,
+    *,
+    passes,
+    step_max,
 ):
     """Gather the rows, closed-form row gradients, optax on those rows, scatter back. newton
     makes `passes` (`row_passes`) such passes over the batch, each at the rows the last one
     moved, a row spending at most lr over them all (`_curvature_scales`); implicit makes
     `passes` implicit steps of lr / passes each (`_implicit_steps`). The loss is the first
     pass's. No row moves further than `step_max` (`row_step_max`) in the step."""
-
-    def one_pass(params, opt_state, left):
-        return _word2vec_sparse_pass(
-            context, config, rule, tx, params, opt_state, batch, noise_GxK, weight_BxJ, lr, left,
-            passes, step_max,
-        )  # fmt: skip
-
-    newton_passes = passes > 1 and rule == "newton"
+    common = (context, config, rule, tx, batch, noise_GxK, weight_BxJ, lr)
+    step = _SparseStep(*common, passes=passes, step_max=step_max)
+    newton_passes = step.passes > 1 and rule == "newton"
     left = (lr, lr) if newton_passes else (None, None)  # each table's rate left, a row at a time
-    loss_sum, params, opt_state, left = one_pass(params, opt_state, left)
-    for _ in range(passes - 1):
-        _, params, opt_state, left = one_pass(params, opt_state, left)
+    loss_sum, params, opt_state, left = _word2vec_sparse_pass(step, params, opt_state, left)
+    for _ in range(step.passes - 1):
+        _, params, opt_state, left = _word2vec_sparse_pass(step, params, opt_state, left)
     return loss_sum, params, opt_state
 
 
-def _word2vec_sparse_pass(
-    context,
-    config,
-    rule,
-    tx,
-    params,
-    opt_state,
-    batch,
-    noise_GxK,
-    weight_BxJ,
-    lr,
-    left,
-    passes,
-    step_max,
-):
+def _word2vec_sparse_pass(step: _SparseStep, params, opt_state, left):
+    context, config, rule, tx, batch, noise_GxK, weight_BxJ, lr, passes, step_max = step
     embed, out = params["embed"], params["out"]
     center_B, dim = batch["center_B"], embed.shape[1]
     in_ids, v_BxD, spread, in_weights, in_pairs = context(embed, batch)
