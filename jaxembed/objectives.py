@@ -324,6 +324,27 @@ def _slots(rows: int, ids) -> _Slots:
     return _Slots(slot_N.reshape(n), n, sizes, rows_S)
 
 
+def _pair_partners(p: _Pairs, pairs_N):
+    """The centre row, noise rows and bends of each input occurrence's pair (`pairs_N` its pair),
+    gathered: N x D, N x K x D, N x J."""
+    batch, groups = p.v_BxD.shape[0], p.u_neg_GxKxD.shape[0]
+    u_pos_NxD = p.u_pos_BxD.at[pairs_N].get(mode="promise_in_bounds")
+    u_neg_NxKxD = p.u_neg_GxKxD.at[pairs_N // (batch // groups)].get(mode="promise_in_bounds")
+    return u_pos_NxD, u_neg_NxKxD, p.in_bend_BxJ.at[pairs_N].get(mode="promise_in_bounds")
+
+
+def _output_pieces(p: _Pairs, xs):
+    """One vector per output occurrence, pieces as the output gradient's (one piece of B x J: a
+    draw per pair, centre then noise words; or two: centres, then G x K noise rows), as (the
+    centres' B x D, the noise rows' G x K x D)."""
+    batch, dim = p.v_BxD.shape
+    groups, negative, _ = p.u_neg_GxKxD.shape
+    if len(xs) == 1:
+        x_BxJxD = xs[0].reshape(batch, 1 + negative, dim)
+        return x_BxJxD[:, 0], x_BxJxD[:, 1:]
+    return xs[0], xs[1].reshape(groups, negative, dim)
+
+
 def _input_bends(p: _Pairs, g_NxD, pairs_N):
     """g' H g of each input occurrence: sum_j bend_j (u_j . g)^2 over the J rows its pair scores,
     g its row's total; `pairs_N` is the pair of each occurrence (None: occurrence b is pair b)."""
@@ -335,11 +356,9 @@ def _input_bends(p: _Pairs, g_NxD, pairs_N):
         neg_NxK = neg_GxPxK.reshape(batch, -1)
         bend_NxJ = p.in_bend_BxJ
     else:
-        u_pos_NxD = p.u_pos_BxD.at[pairs_N].get(mode="promise_in_bounds")
-        u_neg_NxKxD = p.u_neg_GxKxD.at[pairs_N // (batch // groups)].get(mode="promise_in_bounds")
+        u_pos_NxD, u_neg_NxKxD, bend_NxJ = _pair_partners(p, pairs_N)
         pos_N = jnp.sum(g_NxD * u_pos_NxD, axis=-1)
         neg_NxK = jnp.einsum("nkd,nd->nk", u_neg_NxKxD, g_NxD)
-        bend_NxJ = p.in_bend_BxJ.at[pairs_N].get(mode="promise_in_bounds")
     proj_NxJ = jnp.concatenate([pos_N[:, None], neg_NxK], axis=1)
     return jnp.sum(bend_NxJ * proj_NxJ * proj_NxJ, axis=1)
 
@@ -352,13 +371,8 @@ def _output_bends(p: _Pairs, totals):
       totals: each occurrence's row total (`_Slots.spread` of the sums): one piece of B x J (a
         draw per pair: centre, then noise words) or two (centres, then G x K noise rows).
     """
-    batch, dim = p.v_BxD.shape
-    groups, negative, _ = p.u_neg_GxKxD.shape
-    if len(totals) == 1:
-        g_BxJxD = totals[0].reshape(batch, 1 + negative, dim)
-        g_pos_BxD, g_neg_GxKxD = g_BxJxD[:, 0], g_BxJxD[:, 1:]
-    else:
-        g_pos_BxD, g_neg_GxKxD = totals[0], totals[1].reshape(groups, negative, dim)
+    dim, groups = p.v_BxD.shape[1], p.u_neg_GxKxD.shape[0]
+    g_pos_BxD, g_neg_GxKxD = _output_pieces(p, totals)
     pos_B = p.out_bend_BxJ[:, 0] * jnp.square(jnp.sum(p.v_BxD * g_pos_BxD, axis=-1))
     proj_GxPxK = jnp.einsum("gpd,gkd->gpk", p.v_BxD.reshape(groups, -1, dim), g_neg_GxKxD)
     bend_GxPxK = p.out_bend_BxJ[:, 1:].reshape(proj_GxPxK.shape)
@@ -371,17 +385,14 @@ def _output_bends(p: _Pairs, totals):
 def _input_curvature_times(p: _Pairs, x_NxD, pairs_N):
     """H_o x of each input occurrence o: sum_j bend_j u_j (u_j . x) over the J rows its pair
     scores, x its row's vector (`_input_bends` is x . H_o x); `pairs_N` as there."""
-    batch, dim = p.v_BxD.shape
-    groups = p.u_neg_GxKxD.shape[0]
+    dim, groups = p.v_BxD.shape[1], p.u_neg_GxKxD.shape[0]
     if pairs_N is None:
         u_pos_NxD, bend_NxJ = p.u_pos_BxD, p.in_bend_BxJ
         neg_GxPxK = jnp.einsum("gpd,gkd->gpk", x_NxD.reshape(groups, -1, dim), p.u_neg_GxKxD)
         bent_GxPxK = bend_NxJ[:, 1:].reshape(neg_GxPxK.shape) * neg_GxPxK
         neg_NxD = jnp.einsum("gpk,gkd->gpd", bent_GxPxK, p.u_neg_GxKxD).reshape(-1, dim)
     else:
-        u_pos_NxD = p.u_pos_BxD.at[pairs_N].get(mode="promise_in_bounds")
-        u_neg_NxKxD = p.u_neg_GxKxD.at[pairs_N // (batch // groups)].get(mode="promise_in_bounds")
-        bend_NxJ = p.in_bend_BxJ.at[pairs_N].get(mode="promise_in_bounds")
+        u_pos_NxD, u_neg_NxKxD, bend_NxJ = _pair_partners(p, pairs_N)
         neg_NxK = jnp.einsum("nkd,nd->nk", u_neg_NxKxD, x_NxD)
         neg_NxD = jnp.einsum("nk,nkd->nd", bend_NxJ[:, 1:] * neg_NxK, u_neg_NxKxD)
     pos_N = bend_NxJ[:, 0] * jnp.sum(x_NxD * u_pos_NxD, axis=-1)
@@ -391,13 +402,8 @@ def _input_curvature_times(p: _Pairs, x_NxD, pairs_N):
 def _output_curvature_times(p: _Pairs, xs):
     """H_o x of each output occurrence (`_output_bends` is x . H_o x), pieces as there: the
     centre row of each pair, bend v (v . x), and each noise row, summed over its group's pairs."""
-    batch, dim = p.v_BxD.shape
-    groups, negative, _ = p.u_neg_GxKxD.shape
-    if len(xs) == 1:
-        x_BxJxD = xs[0].reshape(batch, 1 + negative, dim)
-        x_pos_BxD, x_neg_GxKxD = x_BxJxD[:, 0], x_BxJxD[:, 1:]
-    else:
-        x_pos_BxD, x_neg_GxKxD = xs[0], xs[1].reshape(groups, negative, dim)
+    dim, groups = p.v_BxD.shape[1], p.u_neg_GxKxD.shape[0]
+    x_pos_BxD, x_neg_GxKxD = _output_pieces(p, xs)
     pos_B = p.out_bend_BxJ[:, 0] * jnp.sum(p.v_BxD * x_pos_BxD, axis=-1)
     pos_BxD = pos_B[:, None] * p.v_BxD
     v_GxPxD = p.v_BxD.reshape(groups, -1, dim)
