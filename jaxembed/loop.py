@@ -285,7 +285,7 @@ def fit(
                 run = Progress(**saved)
             unit = "token" if config.tokenizer == "gpt2" else "word"
             bar = _progress_bar(corpus.n_raw_words * config.epochs, run.words, on_host_0, unit)
-            state, finished = _train(
+            state, finished, first_call = _train(
                 state,
                 run,
                 steps,
@@ -307,7 +307,7 @@ def fit(
                 shutil.rmtree(work, ignore_errors=True)
         data.release_free_memory()  # the last checkpoint's host copies
         table_VxD = jm.to_host(tr.input_table(state))[: len(corpus.vocab)]
-        summary = _summary(run, corpus, started) | {"finished": finished}
+        summary = _summary(run, corpus, started) | {"finished": finished, **first_call}
         if jax.process_index() == 0:
             if finished:
                 rundir.write_outputs(work, table_VxD, corpus.vocab, summary)
@@ -395,9 +395,18 @@ def _host_calls(stream, config, mesh) -> Iterator[tuple[dict, int, list[int]]]:
 def _train(
     state, run, steps, checkpoints, corpus, train_config, config, mesh, bar, out, device_batches
 ):
-    """The epochs of `fit`: calls of steps, metrics read one call late, checkpoints."""
+    """The epochs of `fit`: calls of steps, metrics read one call late, checkpoints.
+
+    Returns (state, finished, this process's first call): `first_call_seconds` (compiling the
+    step and the first call, which the words/s of the whole run include) and the words/s from the
+    end of that call to the end of training, `words_per_second_after_first_call` (absent when the
+    process made one call): on a GPU, where a run is a few seconds of steps, they differ.
+    """
     last_checkpoint = run.step
-    train_start = time.perf_counter() - run.train_seconds
+    process_start = time.perf_counter()
+    train_start = process_start - run.train_seconds
+    before = (run.train_seconds, run.words)  # what earlier processes of a resumed run trained
+    first_call: dict[str, float] = {}
     objective = ob.get(train_config.objective)
 
     def account(pending) -> None:
@@ -429,6 +438,8 @@ def _train(
         if not clock_restarted:
             _restart_clock(bar)
             clock_restarted = True
+            first_call["first_call_seconds"] = time.perf_counter() - process_start
+            first_call["first_call_words"] = run.words - before[1]
         calls_done += 1
         if calls_done % _RELEASE_EVERY == 1:  # after compiling, then now and then
             data.release_free_memory()
@@ -473,14 +484,26 @@ def _train(
                 last_checkpoint = run.step
             if stopped:
                 calls.close()
-                return state, False
+                return state, False, _after_first_call(first_call, run, before)
         if pending is not None:
             account(pending)
         run.end_epoch()
     run.train_seconds = time.perf_counter() - train_start
     if last_checkpoint != run.step or checkpoints.latest_step() is None:
         checkpoint()
-    return state, True
+    return state, True, _after_first_call(first_call, run, before)
+
+
+def _after_first_call(first_call: dict, run: Progress, before: tuple[float, int]) -> dict:
+    """`first_call_seconds` and the words/s after this process's first call (see `_train`), up
+    to the end of its training clock (`run.train_seconds`, set before the last checkpoint)."""
+    if not first_call:
+        return {}
+    seconds = run.train_seconds - before[0] - first_call["first_call_seconds"]
+    words = run.words - before[1] - first_call.pop("first_call_words")
+    if words > 0 and seconds > 0:
+        first_call["words_per_second_after_first_call"] = words / seconds
+    return first_call
 
 
 _RELEASE_EVERY = 64  # calls between data.release_free_memory() in the loop

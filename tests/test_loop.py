@@ -59,6 +59,9 @@ def test_fit_writes_the_four_outputs_and_gensim_reads_the_vectors(corpus, tmp_pa
     assert run == json.loads(json.dumps(summary))
     assert run["finished"] and run["vocab_size"] == 24 and run["corpus_words"] == 3200
     assert run["words"] == 2 * 3200 and run["words_per_second"] > 0
+    # the step's compilation is timed apart: on a GPU it can be most of a short run
+    assert 0 < run["first_call_seconds"] < run["train_seconds"]
+    assert run["words_per_second_after_first_call"] > 0
     assert run["settings"]["train"]["dim"] == 8 and run["settings"]["fit"]["epochs"] == 2
     assert len(run["epoch_losses"]) == 2 and run["epoch_losses"][1] < run["epoch_losses"][0]
 
@@ -80,6 +83,9 @@ def test_resumed_run_ends_with_the_same_table_as_an_uninterrupted_one(corpus, tm
     )
     for key in ("steps", "words", "loss", "epoch_losses"):
         assert resumed[key] == whole[key], key
+    # the first call is the resuming process's own, not the first of the run
+    this_process = resumed["train_seconds"] - stopped["train_seconds"]
+    assert 0 < resumed["first_call_seconds"] < this_process
     steps = rundir.checkpoint_steps(part)
     assert steps[-1] == whole["steps"] and len(steps) == fit.keep_checkpoints
 
