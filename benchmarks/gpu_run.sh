@@ -11,6 +11,7 @@
 # 2. The step alone at GPU batch sizes (benchmarks/train_step.py: pairs/s and GB/s of row traffic,
 #    to hold against the memory roofline), STEP_ARGS, at most STEP_S seconds (default 60).
 # 3. The embedding, training and device-batch tests on the GPU, at most TEST_S (default 120).
+# STEP_S=0 or TEST_S=0 leaves that part out.
 # Logs and JSON go to $OUT if set (the device tool's folder), else ./gpu-out. Check the whole
 # command on a CPU first (it runs there too, with PACK_PYTHON matching python3).
 set -uo pipefail
@@ -35,15 +36,18 @@ timeout "${BENCH_S:-300}" python3 benchmarks/train_vs_gensim.py --corpus .gpu-pa
 echo "exit $?"
 grep -v "^  " "$out/train_vs_gensim.txt" | tail -n 25
 
-echo "== 2. the step alone ($(date +%T))"
-timeout "${STEP_S:-60}" python3 benchmarks/train_step.py --vocab 61286 --dim 200 --update sparse \
-  --share-negatives 64 --steps 16 --repeats 5 \
-  ${STEP_ARGS:---batch 65536 262144 1048576} 2>&1 | tee "$out/train_step.txt"
-
-echo "== 3. tests on the device ($(date +%T))"
-XLA_PYTHON_CLIENT_PREALLOCATE=false timeout "${TEST_S:-120}" python3 -m pytest -q -p no:cacheprovider \
-  -n "${TEST_WORKERS:-6}" tests/test_embed.py tests/test_train.py tests/test_device_batches.py \
-  >"$out/tests.txt" 2>&1
-echo "exit $?"
-tail -n 25 "$out/tests.txt"
+if [ "${STEP_S:-60}" != 0 ]; then
+  echo "== 2. the step alone ($(date +%T))"
+  timeout "${STEP_S:-60}" python3 benchmarks/train_step.py --vocab 61286 --dim 200 --update sparse \
+    --share-negatives 64 --steps 16 --repeats 5 \
+    ${STEP_ARGS:---batch 65536 262144 1048576} 2>&1 | tee "$out/train_step.txt"
+fi
+if [ "${TEST_S:-120}" != 0 ]; then
+  echo "== 3. tests on the device ($(date +%T))"
+  XLA_PYTHON_CLIENT_PREALLOCATE=false timeout "${TEST_S:-120}" python3 -m pytest -q \
+    -p no:cacheprovider -n "${TEST_WORKERS:-6}" tests/test_embed.py tests/test_train.py \
+    tests/test_device_batches.py >"$out/tests.txt" 2>&1
+  echo "exit $?"
+  tail -n 25 "$out/tests.txt"
+fi
 echo "== done ($(date +%T))"
