@@ -34,7 +34,7 @@ timeout "${BENCH_S:-300}" python3 benchmarks/train_vs_gensim.py --corpus .gpu-pa
   --objective ${OBJECTIVES:-skipgram cbow} --jaxembed-args "${JAXEMBED_ARGS:-}" \
   --json-out "$out/train_vs_gensim-gpu.json" >"$out/train_vs_gensim.txt" 2>&1
 echo "exit $?"
-grep -v "^  " "$out/train_vs_gensim.txt" | tail -n 25
+grep -v "^\[" "$out/train_vs_gensim.txt" | tail -n 30
 
 if [ "${STEP_S:-60}" != 0 ]; then
   echo "== 2. the step alone ($(date +%T))"
