@@ -193,7 +193,8 @@ def test_cli_end_to_end_writes_outputs_and_refuses_a_second_run(corpus, tmp_path
     argv += ["--no-progress"]
     assert _cli(argv) == 0
     assert all((out / name).is_file() for name in OUTPUTS)
-    assert "words/s" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "words/s" in err and "after the first call's" in err
     kv = KeyedVectors.load_word2vec_format(str(out / "vectors.txt"))
     assert kv.vector_size == 8 and len(kv) == 24
     with pytest.raises(FileExistsError):

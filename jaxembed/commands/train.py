@@ -404,8 +404,13 @@ def run_train(args: argparse.Namespace) -> int:
     ).summary
     rate = summary["words_per_second"] or 0.0
     unit = "tokens" if config.tokenizer == "gpt2" else "words"
+    after = summary.get("words_per_second_after_first_call")
+    # the first call compiled the step: on a GPU the rate after it is what the steps make
+    first = summary.get("first_call_seconds")
+    steady = f"; {after:,.0f} after the first call's {first:.1f} s" if after else ""
     print(
-        f"{summary['words']:,} {unit} in {summary['train_seconds']:.1f} s ({rate:,.0f} {unit}/s), "
+        f"{summary['words']:,} {unit} in {summary['train_seconds']:.1f} s ({rate:,.0f} {unit}/s"
+        f"{steady}), "
         f"loss {summary['loss']:.4f}, vocabulary {summary['vocab_size']:,}, "
         f"wall {summary['wall_seconds']:.1f} s",
         file=sys.stderr,
