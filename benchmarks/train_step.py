@@ -17,6 +17,8 @@ the newton step above): the line names the rule that ran; its GB/s count the sam
 so a newton step's extra passes over its row totals show as a lower figure. `--row-passes` sets
 newton's passes over the batch (`TrainConfig.row_passes`; default: 1, two above 131,072 pairs);
 the line gives them after the rule ("newton x2"), and its GB/s count one pass's traffic.
+`--row-directions` sets the directions of a row's curvature implicit or newton resolves
+(`TrainConfig.row_directions`; "implicit k2", "newton k2 x2"): each costs about a gradient more.
 """
 
 from __future__ import annotations
@@ -95,7 +97,7 @@ def main() -> None:
         type=int,
         nargs="+",
         default=[None],
-        help="TrainConfig.row_directions values to time (implicit; default: the config's)",
+        help="TrainConfig.row_directions values to time (implicit, newton; default: the config's)",
     )
     parser.add_argument("--repeats", type=int, default=5)
     args = parser.parse_args()
@@ -126,7 +128,7 @@ def main() -> None:
             config = dataclasses.replace(config, row_directions=directions)
         seconds = time_step(config, vocab_size, batch, args.steps, args.repeats)
         ran = row_scale(config, batch)
-        if ran == "implicit":
+        if ran == "implicit" or (ran == "newton" and config.row_directions > 1):
             ran += f" k{config.row_directions}"
         if row_passes(config, batch) > 1:
             ran += f" x{row_passes(config, batch)}"

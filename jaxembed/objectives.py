@@ -415,20 +415,27 @@ def _output_curvature_times(p: _Pairs, xs):
     return (pos_BxD, neg_GxKxD.reshape(-1, dim))
 
 
-def _implicit_steps(slots: _Slots, sums_SxD, curvature_times, time, directions, step_max=None):
-    """Each row's implicit (proximal) step over a time `time`: the delta that minimises the
-    step's loss to second order plus |delta|^2 / (2 time), delta = -(H + I / time)^-1 g, g the
-    row's summed gradient and H its block of the Hessian.
+def _krylov_steps(rule, slots: _Slots, sums_SxD, curvature_times, time, directions, step_max=None):
+    """Each row's step over a time `time` in the k directions of the Krylov subspace
+    span(g, Hg, ..., H^(k-1) g) of its curvature (`TrainConfig.row_directions` = k; Lanczos, one
+    product with H a direction), g the row's summed gradient and H its block of the step's
+    Hessian. Along a direction of curvature c (an eigenvalue of H projected on the subspace) the
+    row moves by a share of the gradient there:
 
-    Along a direction of H of curvature c the row moves by time / (1 + time c) of the gradient
-    there: time (plain SGD) where c is small, a Newton step 1 / c where it is large. Rule
-    "implicit" with `TrainConfig.row_directions` = k solves it in the k directions of the
-    Krylov subspace span(g, Hg, ..., H^(k-1) g) (Lanczos), one product with H a direction: with
-    k = 1 along g alone (-time g / (1 + time h), h = g'Hg / |g|^2), which damps every direction
-    as the stiffest; with k = 2 and more a frequent row's few stiff directions (the noise words'
-    common direction) stop at their minimum while the others move as plain SGD would.
+    - "implicit": time / (1 + time c), the proximal step -(H + I / time)^-1 g, which minimises
+      the step's loss to second order plus |delta|^2 / (2 time): time (plain SGD) where c is
+      small, near a Newton step 1 / c where it is large, half of plain SGD's at c = 1 / time;
+    - "newton": min(time, 1 / c), newton's filter on each direction alone: plain SGD up to the
+      minimum along it, then that minimum (k = 1 and 2 only; the 2 x 2 eigenvalues in closed
+      form). With k = 1 it is newton along g, min(time, 1 / h), h = g'Hg / |g|^2.
+
+    With k = 1 the step is along g alone, sized by the curvature along g, which on a frequent
+    row is its stiffest direction's (the noise words' common direction): every other direction
+    under-moves. With k = 2 those few stiff directions stop at their minimum while the others
+    move as plain SGD would (BENCHMARKS.md, section 7).
 
     Args:
+      rule: "implicit" or "newton" (directions <= 2).
       slots: `_slots` of the table's gradient rows.
       sums_SxD: the gradient summed in those slots.
       curvature_times: (x by slot, S x D) -> each slot's row block of H times x, S x D.
@@ -455,9 +462,24 @@ def _implicit_steps(slots: _Slots, sums_SxD, curvature_times, time, directions, 
         beta_S = jnp.where(beta_S > 1e-6 * jnp.abs(diagonal[-1]), beta_S, 0.0)
         off_diagonal.append(beta_S)
         basis.append(w_SxD / jnp.where(beta_S > 0, beta_S, 1.0)[:, None])
-    # In the basis the step's loss is tridiagonal (alpha on the diagonal, beta beside it): solve
-    # (T + I / time) c = e1 by elimination (symmetric positive definite: no pivoting), one slot
-    # per lane - no batched LAPACK call for many tiny systems.
+    # In the basis H is tridiagonal, T (alpha on the diagonal, beta beside it), and g is |g| e1:
+    # the move is |g| f(T) e1, f the rule's share, computed one slot per lane - no batched
+    # LAPACK call for many tiny systems (one of 61k 2 x 2 solves hung the CPU process).
+    if rule == "newton":
+        coef = _newton_filter_e1(diagonal, off_diagonal, time)
+    else:
+        coef = _proximal_e1(diagonal, off_diagonal, time)
+    move_SxD = sum(c_S[:, None] * q for c_S, q in zip(coef, basis, strict=True))
+    delta_SxD = -norm_S[:, None] * move_SxD
+    if step_max is not None:
+        length_S = jnp.sqrt(jnp.sum(delta_SxD * delta_SxD, axis=-1))
+        delta_SxD = delta_SxD * jnp.minimum(1.0, step_max / jnp.maximum(length_S, 1e-30))[:, None]
+    return delta_SxD
+
+
+def _proximal_e1(diagonal, off_diagonal, time):
+    """(T + I / time)^-1 e1, T tridiagonal (lists of S-vectors), by elimination: symmetric
+    positive definite, no pivoting."""
     pivots, solved = [diagonal[0] + 1.0 / time], [1.0 / (diagonal[0] + 1.0 / time)]
     for i, beta_S in enumerate(off_diagonal):
         ratio_S = beta_S / pivots[-1]
@@ -466,12 +488,26 @@ def _implicit_steps(slots: _Slots, sums_SxD, curvature_times, time, directions, 
     coef = [solved[-1]]
     for i in reversed(range(len(off_diagonal))):
         coef.insert(0, solved[i] - off_diagonal[i] / pivots[i] * coef[0])
-    move_SxD = sum(c_S[:, None] * q for c_S, q in zip(coef, basis, strict=True))
-    delta_SxD = -norm_S[:, None] * move_SxD
-    if step_max is not None:
-        length_S = jnp.sqrt(jnp.sum(delta_SxD * delta_SxD, axis=-1))
-        delta_SxD = delta_SxD * jnp.minimum(1.0, step_max / jnp.maximum(length_S, 1e-30))[:, None]
-    return delta_SxD
+    return coef
+
+
+def _newton_filter_e1(diagonal, off_diagonal, time):
+    """f(T) e1 with f(c) = min(time, 1 / c), T 1 x 1 or 2 x 2 (lists of S-vectors). For 2 x 2,
+    with T's eigenvalues high >= low: f(T) = f(low) I + (f(high) - f(low)) / (high - low)
+    (T - low I), whose first column needs no eigenvectors (and is f(alpha) e1 where beta = 0)."""
+
+    def f(c_S):
+        return jnp.minimum(time, 1.0 / jnp.maximum(c_S, 1e-30))
+
+    if not off_diagonal:
+        return [f(diagonal[0])]
+    a_S, d_S, b_S = diagonal[0], diagonal[1], off_diagonal[0]
+    half_S = jnp.sqrt(((a_S - d_S) / 2) ** 2 + b_S * b_S)
+    high_S, low_S = (a_S + d_S) / 2 + half_S, (a_S + d_S) / 2 - half_S
+    gap_S = high_S - low_S
+    apart = gap_S > 1e-6 * jnp.maximum(high_S, 1e-30)  # else f(T) = f(low) I
+    slope_S = jnp.where(apart, (f(high_S) - f(low_S)) / jnp.where(apart, gap_S, 1.0), 0.0)
+    return [f(low_S) + slope_S * (a_S - low_S), slope_S * b_S]
 
 
 def _curvature_scales(rule, lr, slots: _Slots, sums_SxD, bends, step_max=None, left_S=None):
@@ -486,7 +522,8 @@ def _curvature_scales(rule, lr, slots: _Slots, sums_SxD, bends, step_max=None, l
     push it the same way at once and their plain sum overshoots and diverges. "sequential" is
     newton's, but the output rows take theirs after the input rows have moved, at the moved rows
     (no score moves by both of its rows' steps at once: stable where newton is not, less
-    accurate where it is; BENCHMARKS.md, section 7). ("implicit" is `_implicit_steps`.)
+    accurate where it is; BENCHMARKS.md, section 7). ("implicit", and "newton" with
+    `TrainConfig.row_directions` 2, are `_krylov_steps`.)
 
     Args:
       rule: "newton", "sequential" or "joint" (the last two size steps as "newton").
@@ -558,12 +595,12 @@ def _word2vec_sparse(
 ):
     """Gather the rows, closed-form row gradients, optax on those rows, scatter back. newton
     makes `passes` (`row_passes`) such passes over the batch, each at the rows the last one
-    moved, a row spending at most lr over them all (`_curvature_scales`); implicit makes
-    `passes` implicit steps of lr / passes each (`_implicit_steps`). The loss is the first
-    pass's. No row moves further than `step_max` (`row_step_max`) in the step."""
+    moved, a row spending at most lr over them all (`_curvature_scales`); implicit, and newton
+    with `row_directions` 2, make `passes` steps of lr / passes each (`_krylov_steps`). The loss
+    is the first pass's. No row moves further than `step_max` (`row_step_max`) in the step."""
     common = (context, config, rule, tx, batch, noise_GxK, weight_BxJ, lr)
     step = _SparseStep(*common, passes=passes, step_max=step_max)
-    newton_passes = step.passes > 1 and rule == "newton"
+    newton_passes = step.passes > 1 and rule == "newton" and config.row_directions == 1
     left = (lr, lr) if newton_passes else (None, None)  # each table's rate left, a row at a time
     loss_sum, params, opt_state, left = _word2vec_sparse_pass(step, params, opt_state, left)
     for _ in range(step.passes - 1):
@@ -608,7 +645,7 @@ def _word2vec_sparse_pass(step: _SparseStep, params, opt_state, left):
     in_ids = (in_ids.reshape(-1),)
     if rule != "none":
         in_slots, out_slots = _slots(embed.shape[0], in_ids), _slots(embed.shape[0], out_ids)
-    if rule == "implicit":
+    if rule == "implicit" or (rule == "newton" and config.row_directions > 1):
         bend_BxJ = _bends(v_BxD, u_pos_BxD, u_neg_GxKxD, weight_BxJ)
         pairs = _Pairs(v_BxD, u_pos_BxD, u_neg_GxKxD, bend_BxJ, bend_BxJ)
         in_pairs = None if in_pairs is None else in_pairs.reshape(-1)
@@ -625,7 +662,7 @@ def _word2vec_sparse_pass(step: _SparseStep, params, opt_state, left):
 
         time, directions = lr / passes, config.row_directions
         moves = [
-            _implicit_steps(slots, sums, times, time, directions, step_max)
+            _krylov_steps(rule, slots, sums, times, time, directions, step_max)
             for slots, sums, times in (
                 (in_slots, in_slots.sum(grad_in[0]), in_times),
                 (out_slots, out_slots.sum(jnp.concatenate(grad_u)), out_times),

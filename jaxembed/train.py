@@ -97,10 +97,12 @@ class TrainConfig:
     # rows the last one moved, every row spending at most lr over them all - a row stopped at
     # the minimum along its gradient goes on from there, the others are done after one pass.
     # None: 1, 2 above the objective's two_passes_above, 4 above its four_passes_above
-    # (objectives.row_passes). implicit: implicit steps of lr / passes each (None: 1)
+    # (objectives.row_passes). implicit, and newton with row_directions 2: steps of lr / passes
+    # each (implicit's None: 1)
     row_passes: int | None = None
-    # implicit: directions of each row's curvature its step resolves (objectives._implicit_steps:
-    # a Krylov subspace of the row's block of the step's Hessian); 1: along its gradient only
+    # implicit and newton: directions of each row's curvature its step resolves
+    # (objectives._krylov_steps: a Krylov subspace of the row's block of the step's Hessian);
+    # 1: along its gradient only. newton: 1 or 2
     row_directions: int = 1
     context_length: int = 64  # next-token: positions in the position table (T)
     seed: int = 1  # initial table and noise-word draws
@@ -162,12 +164,18 @@ class TrainConfig:
                 "row_passes",
                 "row_scale",
             )
-        if self.row_directions > 1 and self.row_scale != "implicit":
+        if self.row_directions > 1 and self.row_scale not in ("newton", "implicit"):
             raise ParameterError(
-                f"row_directions sizes implicit's step - use row_scale='implicit', not "
-                f"{self.row_scale!r}, or row_directions=1",
+                f"row_directions sizes newton's or implicit's step - use row_scale='newton' or "
+                f"'implicit', not {self.row_scale!r}, or row_directions=1",
                 "row_directions",
                 "row_scale",
+            )
+        if self.row_directions > 2 and self.row_scale == "newton":
+            raise ParameterError(
+                f"newton's step resolves 1 or 2 directions of a row's curvature; got "
+                f"row_directions={self.row_directions} - use 2, or row_scale='implicit' for more",
+                "row_directions",
             )
         if not 0 <= self.ns_exponent <= 1:
             raise ParameterError(

@@ -309,15 +309,16 @@ def test_train_step_names_the_rule_and_passes_that_ran(monkeypatch, capsys):
     assert ran == [["none"]] * 2 + [["newton"], ["newton", "x2"]], lines
 
 
-def test_train_step_names_implicits_directions(monkeypatch, capsys):
+def test_train_step_names_the_directions_a_rule_resolves(monkeypatch, capsys):
     argv = ["train_step.py", "--vocab", "300", "--dim", "8", "--batch", "8192", "--update",
             "sparse", "--share-negatives", "64", "--steps", "1", "--repeats", "1",
-            "--row-scale", "implicit", "--row-directions", "1", "2"]  # fmt: skip
+            "--row-scale", "implicit", "newton", "--row-directions", "1", "2"]  # fmt: skip
     monkeypatch.setattr(sys, "argv", argv)
     _load("train_step").main()
     lines = [line for line in capsys.readouterr().out.splitlines() if "ms/step" in line]
     ran = [line.split(":")[0].split("G=")[1].split()[1:] for line in lines]
-    assert ran == [["implicit", "k1"], ["implicit", "k2"]], lines
+    want = [["implicit", "k1"], ["implicit", "k2"], ["newton"], ["newton", "k2"]]
+    assert ran == want, lines
 
 
 def test_batch_quality_shuffles_the_corpus_lines_by_seed(tmp_path):

@@ -516,21 +516,39 @@ def test_curvature_row_scales_step_along_the_gradient(rule, share, vocab):
     assert damped >= 2  # the rule changed some rows (and the test would see it if it did not)
 
 
+def _filtered_step(rule, hess_DxD, grad_D, t):
+    """The step of a row under `rule` resolving every direction of its curvature: each eigen-
+    direction of curvature c moves by t / (1 + t c) (implicit: -(H + I / t)^-1 g) or min(t, 1/c)
+    (newton) of the gradient there; and whether some direction moved less than t."""
+    curvature, basis = np.linalg.eigh(hess_DxD)
+    if rule == "implicit":
+        step = np.linalg.solve(hess_DxD + np.eye(len(grad_D)) / t, grad_D)
+        share = t / (1.0 + t * curvature)
+    else:
+        share = np.minimum(t, 1.0 / np.maximum(curvature, 1e-30))
+        step = basis @ (share * (basis.T @ grad_D))
+    return step, bool(np.any(share < 0.99 * t))
+
+
+@pytest.mark.parametrize("rule, dim", [("implicit", 4), ("newton", 2)])
 @pytest.mark.parametrize("passes", [1, 2])
 @pytest.mark.parametrize("share", [1, 2])
 @pytest.mark.parametrize("vocab", [9, 40])  # V slots; a slot per occurrence
-def test_implicit_with_every_direction_takes_each_rows_proximal_step(passes, share, vocab):
+def test_every_direction_of_a_rows_curvature_takes_the_rules_own_step(
+    rule, dim, passes, share, vocab
+):
     """With as many directions as the row has (row_directions = D), implicit moves each row r by
-    -(H + I / t)^-1 g, g its summed gradient and H its block of the Hessian, from jax.grad and
-    jax.hessian of the step's loss over the whole tables, t = lr / passes; a second pass does it
-    again at the moved tables. With one direction the step is along g (the test above): this
-    one fails if the Krylov directions are not used."""
-    dim, lr = 4, 3.0
+    -(H + I / t)^-1 g and newton (D = 2) by newton's filter on each eigen-direction of H,
+    min(t, 1/c) of the gradient there, g its summed gradient and H its block of the Hessian,
+    from jax.grad and jax.hessian of the step's loss over the whole tables, t = lr / passes; a
+    second pass does it again at the moved tables. With one direction the step is along g (the
+    tests above): this one fails if the Krylov directions are not used."""
+    lr = 3.0
     config = tr.TrainConfig(
         dim=dim,
         lr=lr,
         min_lr=0.0,
-        row_scale="implicit",
+        row_scale=rule,
         row_directions=dim,
         row_passes=passes,
         share_negatives=share,
@@ -540,7 +558,7 @@ def test_implicit_with_every_direction_takes_each_rows_proximal_step(passes, sha
     new, _ = tr.make_train_step(config, _noise(vocab))(_copy(state), batch)
     along_g = tr.make_train_step(dataclasses.replace(config, row_directions=1), _noise(vocab))
     one_direction, _ = along_g(_copy(state), batch)
-    tables, t = (state.params["embed"], state.params["out"]), lr / passes
+    tables, t, filtered = (state.params["embed"], state.params["out"]), lr / passes, 0
     for _ in range(passes):
         moved = []
         for arg in range(2):
@@ -549,10 +567,12 @@ def test_implicit_with_every_direction_takes_each_rows_proximal_step(passes, sha
             table = np.asarray(tables[arg], np.float64).copy()
             for r in range(vocab):
                 if np.any(grad[r]):
-                    prox = hess[r, :, r, :] + np.eye(dim) / t
-                    table[r] -= np.linalg.solve(prox, grad[r])
+                    step, shortened = _filtered_step(rule, hess[r, :, r, :], grad[r], t)
+                    table[r] -= step
+                    filtered += shortened
             moved.append(jnp.asarray(table, jnp.float32))
         tables = tuple(moved)
+    assert filtered >= 2  # some direction stopped short of plain SGD's step
     for arg, name in enumerate(("embed", "out")):
         got = np.asarray(new.params[name])
         np.testing.assert_allclose(got, np.asarray(tables[arg]), rtol=2e-4, atol=2e-6)
@@ -753,6 +773,7 @@ def _assert_same_tables(results, reference):
         ("skipgram", "newton"),  # the rule of large batches: its row totals span the mesh
         ("skipgram", "newton x2"),  # row_passes=2: what each row has left spans it too
         ("skipgram", "implicit k2 x2"),  # its Krylov directions span it too
+        ("skipgram", "newton k2 x2"),
         pytest.param("cbow", "auto", marks=pytest.mark.slow),
         pytest.param("cbow", "newton", marks=pytest.mark.slow),
     ],
@@ -808,7 +829,9 @@ def test_tables_are_padded_to_a_multiple_of_128_rows(vocab, rows):
     assert jm.padded_vocab_size(vocab) == rows
 
 
-@pytest.mark.parametrize("rule, directions", [("newton", 1), ("implicit", 1), ("implicit", 3)])
+@pytest.mark.parametrize(
+    "rule, directions", [("newton", 1), ("newton", 2), ("implicit", 1), ("implicit", 3)]
+)
 def test_row_step_max_shortens_the_rows_that_would_move_further(rule, directions):
     """With row_step_max = m each row moves along its rule's step, by at most m: the rows whose
     step is longer are shortened to m, the others move exactly as without the limit."""
@@ -901,8 +924,10 @@ def test_row_passes_move_on_only_the_rows_stopped_at_a_minimum(share, vocab):
     assert float(results[2][1]["loss_sum"]) == float(results[1][1]["loss_sum"])
     with pytest.raises(ValueError, match="row_passes repeats newton's or implicit's step"):
         tr.TrainConfig(row_scale="joint", row_passes=2)
-    with pytest.raises(ValueError, match="row_directions sizes implicit's step"):
-        tr.TrainConfig(row_scale="newton", row_directions=2)
+    with pytest.raises(ValueError, match="row_directions sizes newton's or implicit's step"):
+        tr.TrainConfig(row_scale="sequential", row_directions=2)
+    with pytest.raises(ValueError, match="newton's step resolves 1 or 2 directions"):
+        tr.TrainConfig(row_scale="newton", row_directions=3)
 
 
 def test_row_passes_leave_a_row_the_step_max_shortened_where_the_first_pass_put_it():

@@ -252,9 +252,9 @@ def register(subparsers) -> None:
         "--row-directions",
         type=int,
         default=1,
-        help="with --row-scale implicit: directions of each row's curvature its step resolves "
-        "(1: along its summed gradient; 2+: a frequent row's stiff directions stop at their "
-        "minimum while the others move as plain SGD would)",
+        help="with --row-scale implicit or newton: directions of each row's curvature its step "
+        "resolves (1: along its summed gradient; 2+, newton 2 only: a frequent row's stiff "
+        "directions stop at their minimum while the others move as plain SGD would)",
     )
     g.add_argument("--seed", type=int, default=1, help="random seed")
     g = p.add_argument_group("run")
