@@ -31,7 +31,7 @@ import time
 import jax
 import numpy as np
 
-from jaxembed.objectives import row_passes, row_scale
+from jaxembed.objectives import row_directions, row_passes, row_scale
 from jaxembed.train import TrainConfig, init_state, make_train_step
 
 
@@ -127,9 +127,9 @@ def main() -> None:
         if directions is not None:
             config = dataclasses.replace(config, row_directions=directions)
         seconds = time_step(config, vocab_size, batch, args.steps, args.repeats)
-        ran = row_scale(config, batch)
-        if ran == "implicit" or (ran == "newton" and config.row_directions > 1):
-            ran += f" k{config.row_directions}"
+        ran, directions = row_scale(config, batch), row_directions(config, batch)
+        if ran == "implicit" or (ran == "newton" and directions > 1):
+            ran += f" k{directions}"
         if row_passes(config, batch) > 1:
             ran += f" x{row_passes(config, batch)}"
         print(

@@ -590,12 +590,14 @@ def _check_same_settings(saved: dict, current: dict, out: Path, train_config) ->
                 row_scale=train["row_scale"],
                 row_passes=train["row_passes"],
                 row_step_max=train["row_step_max"],
+                row_directions=train["row_directions"],
             )
         except ParameterError:  # not a step this run's config can take: compared as saved
             continue
         train["row_scale"] = ob.row_scale(picked, batch_size)
         train["row_passes"] = ob.row_passes(picked, batch_size)
         train["row_step_max"] = ob.row_step_max(picked, batch_size)
+        train["row_directions"] = ob.row_directions(picked, batch_size)
     if saved == current:
         return
     diffs = []

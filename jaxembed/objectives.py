@@ -171,16 +171,18 @@ def row_passes(config: Any, batch_size: int) -> int:
     """The passes over its batch a step of `batch_size` examples makes (`TrainConfig.row_passes`).
 
     Only newton and implicit make more than one. None (the default) is, for newton, one pass up
-    to the objective's `two_passes_above` batch size, two above it and four above its
-    `four_passes_above`: at 262,144 skip-gram pairs one newton pass a step was 1.7 analogy
-    points short of the CPU's batch (mean of two seeds), two passes were 0.2 points short; at
-    1,048,576 (bounded, one seed) two were 3.7 short, four 1.5 (BENCHMARKS.md, section 7).
-    implicit: one.
+    to the objective's `two_passes_above` batch size, two above it and, where newton resolves
+    one direction of a row's curvature (`row_directions`), four above its `four_passes_above`:
+    at 262,144 skip-gram pairs one newton pass a step was 1.7 analogy points short of the CPU's
+    batch (mean of two seeds), two passes were 0.2 points short; at 1,048,576 (bounded, one
+    direction, one seed) two were 3.7 short, four 1.5 (BENCHMARKS.md, section 7). implicit: one.
 
     Example:
       >>> from jaxembed.train import TrainConfig
       >>> [row_passes(TrainConfig(), b) for b in (4096, 131072, 262144, 1048576)]
-      [1, 1, 2, 4]
+      [1, 1, 2, 2]
+      >>> row_passes(TrainConfig(row_directions=1), 1048576)
+      4
     """
     rule = row_scale(config, batch_size)
     if rule not in ("newton", "implicit"):
@@ -190,10 +192,34 @@ def row_passes(config: Any, batch_size: int) -> int:
     if rule == "implicit":
         return 1
     objective = get(config.objective)
-    if objective.four_passes_above is not None and batch_size > objective.four_passes_above:
+    four = objective.four_passes_above
+    if four is not None and batch_size > four and row_directions(config, batch_size) == 1:
         return 4
     above = objective.two_passes_above
     return 1 if above is None or batch_size <= above else 2
+
+
+def row_directions(config: Any, batch_size: int) -> int:
+    """The directions of each row's curvature a step of `batch_size` examples resolves
+    (`TrainConfig.row_directions`; `_krylov_steps`).
+
+    An explicit value is kept. None (the default) is 1, except under row_scale="auto" above the
+    objective's `two_directions_above`, where auto's newton step resolves two: at 524,288 and
+    1,048,576 skip-gram pairs newton along the gradient alone (bounded, two and four passes)
+    scored 1.4 and 2.6 analogy points short of the CPU's batch, in two directions (two passes)
+    0.5 points above it and 0.7 short (1M: mean of two seeds; BENCHMARKS.md, section 7).
+
+    Example:
+      >>> from jaxembed.train import TrainConfig
+      >>> [row_directions(TrainConfig(), b) for b in (4096, 262144, 524288)]
+      [1, 1, 2]
+    """
+    if config.row_directions is not None:
+        return config.row_directions
+    above = get(config.objective).two_directions_above
+    if config.row_scale != "auto" or above is None or batch_size <= above:
+        return 1
+    return 2 if row_scale(config, batch_size) == "newton" else 1
 
 
 def row_step_max(config: Any, batch_size: int) -> float | None:
@@ -576,6 +602,7 @@ class _SparseStep(NamedTuple):
     lr: jax.Array
     passes: int  # row_passes's pick
     step_max: float | None  # row_step_max's pick
+    directions: int  # row_directions's pick
 
 
 def _word2vec_sparse(
@@ -592,6 +619,7 @@ def _word2vec_sparse(
     *,
     passes,
     step_max,
+    directions,
 ):
     """Gather the rows, closed-form row gradients, optax on those rows, scatter back. newton
     makes `passes` (`row_passes`) such passes over the batch, each at the rows the last one
@@ -599,8 +627,8 @@ def _word2vec_sparse(
     with `row_directions` 2, make `passes` steps of lr / passes each (`_krylov_steps`). The loss
     is the first pass's. No row moves further than `step_max` (`row_step_max`) in the step."""
     common = (context, config, rule, tx, batch, noise_GxK, weight_BxJ, lr)
-    step = _SparseStep(*common, passes=passes, step_max=step_max)
-    newton_passes = step.passes > 1 and rule == "newton" and config.row_directions == 1
+    step = _SparseStep(*common, passes=passes, step_max=step_max, directions=directions)
+    newton_passes = step.passes > 1 and rule == "newton" and directions == 1
     left = (lr, lr) if newton_passes else (None, None)  # each table's rate left, a row at a time
     loss_sum, params, opt_state, left = _word2vec_sparse_pass(step, params, opt_state, left)
     for _ in range(step.passes - 1):
@@ -609,7 +637,7 @@ def _word2vec_sparse(
 
 
 def _word2vec_sparse_pass(step: _SparseStep, params, opt_state, left):
-    context, config, rule, tx, batch, noise_GxK, weight_BxJ, lr, passes, step_max = step
+    context, config, rule, tx, batch, noise_GxK, weight_BxJ, lr, passes, step_max, k = step
     embed, out = params["embed"], params["out"]
     center_B, dim = batch["center_B"], embed.shape[1]
     in_ids, v_BxD, spread, in_weights, in_pairs = context(embed, batch)
@@ -645,7 +673,7 @@ def _word2vec_sparse_pass(step: _SparseStep, params, opt_state, left):
     in_ids = (in_ids.reshape(-1),)
     if rule != "none":
         in_slots, out_slots = _slots(embed.shape[0], in_ids), _slots(embed.shape[0], out_ids)
-    if rule == "implicit" or (rule == "newton" and config.row_directions > 1):
+    if rule == "implicit" or (rule == "newton" and k > 1):
         bend_BxJ = _bends(v_BxD, u_pos_BxD, u_neg_GxKxD, weight_BxJ)
         pairs = _Pairs(v_BxD, u_pos_BxD, u_neg_GxKxD, bend_BxJ, bend_BxJ)
         in_pairs = None if in_pairs is None else in_pairs.reshape(-1)
@@ -660,9 +688,8 @@ def _word2vec_sparse_pass(step: _SparseStep, params, opt_state, left):
             times = _output_curvature_times(pairs, out_slots.spread(x_SxD))
             return out_slots.sum(jnp.concatenate(times))
 
-        time, directions = lr / passes, config.row_directions
         moves = [
-            _krylov_steps(rule, slots, sums, times, time, directions, step_max)
+            _krylov_steps(rule, slots, sums, times, lr / passes, k, step_max)
             for slots, sums, times in (
                 (in_slots, in_slots.sum(grad_in[0]), in_times),
                 (out_slots, out_slots.sum(jnp.concatenate(grad_u)), out_times),
@@ -733,13 +760,14 @@ def _word2vec_update(context, config, tx, state, batch, alias, lr):
     batch_size = batch["center_B"].shape[0]
     rule, passes = row_scale(config, batch_size), row_passes(config, batch_size)
     step_max = row_step_max(config, batch_size)
+    directions = row_directions(config, batch_size)
     batch = _pad_to_groups(config, batch)
     noise_GxK = batch.get("noise_GxK")
     if noise_GxK is None:
         noise_GxK = draw_noise(config, state, alias, batch["center_B"].shape[0])
     weight_BxJ = pair_weights(batch["center_B"], noise_GxK, batch["mask_B"])
     update = (
-        functools.partial(_word2vec_sparse, passes=passes, step_max=step_max)
+        functools.partial(_word2vec_sparse, passes=passes, step_max=step_max, directions=directions)
         if config.sparse
         else _word2vec_dense
     )
@@ -840,8 +868,11 @@ class Objective(NamedTuple):
     # TrainConfig.row_passes=None: newton makes two passes over a batch larger than this (None:
     # one at any size)
     two_passes_above: int | None = None
-    # ... four above this (None: never four)
+    # ... four above this where newton resolves one direction of a row's curvature (None: never)
     four_passes_above: int | None = None
+    # TrainConfig.row_directions=None under row_scale="auto": newton resolves two directions of
+    # each row's curvature in a step larger than this (None: one at any size)
+    two_directions_above: int | None = None
     # TrainConfig.row_step_max=None under row_scale="auto": no row moves further than 1.0 in a
     # step larger than this (None: no limit at any size)
     bound_steps_above: int | None = None
@@ -864,9 +895,10 @@ SKIPGRAM = Objective(
     # 262,144 (BENCHMARKS.md, section 7)
     two_passes_above=131072,
     # 524,288 pairs: auto's newton (two passes) diverged in its first call; with each row's step
-    # at most 1.0 long it scored 23.33%; 1,048,576 pairs, bounded: 2 passes 21.07%, 4 23.21%
-    # (BENCHMARKS.md, section 7)
+    # at most 1.0 long it scored 23.33%; 1,048,576 pairs, bounded: 2 passes 21.07%, 4 23.21%;
+    # in two directions, 2 passes, bounded: 25.23% and 25.04% / 24.54% (BENCHMARKS.md, 7)
     four_passes_above=524288,
+    two_directions_above=262144,
     bound_steps_above=262144,
     **_WORD2VEC,
 )

@@ -96,14 +96,16 @@ class TrainConfig:
     # newton (auto: above the default batch): passes a step makes over its batch, each at the
     # rows the last one moved, every row spending at most lr over them all - a row stopped at
     # the minimum along its gradient goes on from there, the others are done after one pass.
-    # None: 1, 2 above the objective's two_passes_above, 4 above its four_passes_above
-    # (objectives.row_passes). implicit, and newton with row_directions 2: steps of lr / passes
-    # each (implicit's None: 1)
+    # None: 1, 2 above the objective's two_passes_above, 4 above its four_passes_above where
+    # newton resolves one direction (objectives.row_passes). implicit, and newton with
+    # row_directions 2: steps of lr / passes each (implicit's None: 1)
     row_passes: int | None = None
     # implicit and newton: directions of each row's curvature its step resolves
     # (objectives._krylov_steps: a Krylov subspace of the row's block of the step's Hessian);
-    # 1: along its gradient only. newton: 1 or 2
-    row_directions: int = 1
+    # 1: along its gradient only; newton: 1 or 2. None: 1, but 2 where auto takes newton steps
+    # above the objective's two_directions_above (skip-gram: 262,144 pairs;
+    # objectives.row_directions; BENCHMARKS.md, 7)
+    row_directions: int | None = None
     context_length: int = 64  # next-token: positions in the position table (T)
     seed: int = 1  # initial table and noise-word draws
 
@@ -135,10 +137,10 @@ class TrainConfig:
             "share_negatives",
             "context_length",
             "row_cap",
-            "row_directions",
         ):
             positive_int(name, getattr(self, name))
         optional_positive_int("row_passes", self.row_passes)
+        optional_positive_int("row_directions", self.row_directions)
         if not self.lr > 0 or not self.min_lr >= 0 or self.min_lr > self.lr:
             raise ParameterError(
                 f"need lr > 0 and 0 <= min_lr <= lr; got lr={self.lr}, min_lr={self.min_lr}",
@@ -164,14 +166,15 @@ class TrainConfig:
                 "row_passes",
                 "row_scale",
             )
-        if self.row_directions > 1 and self.row_scale not in ("newton", "implicit"):
+        directions = self.row_directions or 1
+        if directions > 1 and self.row_scale not in ("auto", "newton", "implicit"):
             raise ParameterError(
-                f"row_directions sizes newton's or implicit's step - use row_scale='newton' or "
-                f"'implicit', not {self.row_scale!r}, or row_directions=1",
+                f"row_directions sizes newton's or implicit's step - use row_scale='auto', "
+                f"'newton' or 'implicit', not {self.row_scale!r}, or row_directions=None or 1",
                 "row_directions",
                 "row_scale",
             )
-        if self.row_directions > 2 and self.row_scale == "newton":
+        if directions > 2 and self.row_scale in ("auto", "newton"):
             raise ParameterError(
                 f"newton's step resolves 1 or 2 directions of a row's curvature; got "
                 f"row_directions={self.row_directions} - use 2, or row_scale='implicit' for more",

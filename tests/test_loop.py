@@ -362,6 +362,24 @@ def test_a_run_resumes_under_the_row_passes_its_batch_size_picks(corpus, tmp_pat
         loop.fit([corpus], tmp_path / "two", picked, FIT, resume=True, progress=False)
 
 
+def test_a_run_resumes_under_the_row_directions_its_batch_size_picks(corpus, tmp_path):
+    """row_directions=None is the directions auto picks for the run's batch size (one at this
+    size): a run saved with 1 (the default before None) resumes under it, bit-exactly; one
+    saved with 2 is refused."""
+    newton = {**vars(TRAIN), "row_scale": "newton"}
+    one, picked = TrainConfig(**newton | {"row_directions": 1}), TrainConfig(**newton)
+    assert picked.row_directions is None and ob.row_directions(picked, FIT.batch_size) == 1
+    whole = loop.fit([corpus], tmp_path / "whole", one, FIT, progress=False)
+    five = loop.FitConfig(**{**vars(FIT), "max_steps": 5})
+    loop.fit([corpus], tmp_path / "part", one, five, progress=False)
+    resumed = loop.fit([corpus], tmp_path / "part", picked, FIT, resume=True, progress=False)
+    np.testing.assert_array_equal(resumed.table_VxD, whole.table_VxD)
+    two = TrainConfig(**newton | {"row_directions": 2})
+    loop.fit([corpus], tmp_path / "two", two, five, progress=False)
+    with pytest.raises(ValueError, match="row_directions: 2 in the checkpoint, 1 now"):
+        loop.fit([corpus], tmp_path / "two", picked, FIT, resume=True, progress=False)
+
+
 def test_a_diverging_newton_batch_is_told_to_bound_the_rows_steps():
     from jaxembed import cli
 

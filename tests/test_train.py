@@ -659,23 +659,27 @@ def test_auto_row_passes_are_two_above_the_objectives_size(objective):
 
 
 @pytest.mark.parametrize(
-    "above, passes",
+    "above, auto, given",
     [
-        ("bound_steps_above", 2),  # two passes, each row's step at most 1.0 long
-        ("four_passes_above", 4),  # four, bounded
+        # two directions, two passes, each row's step at most 1.0 long
+        ("bound_steps_above", {}, {"row_passes": 2, "row_directions": 2}),
+        ("four_passes_above", {}, {"row_passes": 2, "row_directions": 2}),  # the same
+        # along the gradient alone: four passes there, bounded
+        ("four_passes_above", {"row_directions": 1}, {"row_passes": 4, "row_directions": 1}),
     ],
 )
-def test_auto_bounds_each_rows_step_above_the_objectives_size(above, passes):
+def test_auto_bounds_each_rows_step_above_the_objectives_size(above, auto, given):
     """Above bound_steps_above auto's newton step takes row_step_max=1.0 (it diverged without at
-    512k pairs), and four passes above four_passes_above: the same tables as newton with those
-    settings given, other tables than without the bound."""
+    512k pairs) and resolves two directions of each row's curvature (two_directions_above), in
+    two passes; with one direction, four passes above four_passes_above: the same tables as
+    newton with those settings given, other tables than without the bound."""
     size = getattr(ob.get("skipgram"), above) + 64
     batch = _batch("skipgram", seed=5, batch=size, vocab=64)
     tables = {}
     for name, extra in (
-        ("auto", {}),
-        ("given", {"row_scale": "newton", "row_passes": passes, "row_step_max": 1.0}),
-        ("unbounded", {"row_scale": "newton", "row_passes": passes}),
+        ("auto", auto),
+        ("given", {"row_scale": "newton", **given, "row_step_max": 1.0}),
+        ("unbounded", {"row_scale": "newton", **given}),
     ):
         config = tr.TrainConfig(dim=8, lr=0.5, **extra)
         state, _ = tr.make_train_step(config, _noise(64))(_random_state(config, vocab=64), batch)
@@ -684,7 +688,9 @@ def test_auto_bounds_each_rows_step_above_the_objectives_size(above, passes):
     assert not np.allclose(tables["auto"]["embed"], tables["unbounded"]["embed"])
     at = ob.get("skipgram").bound_steps_above
     assert ob.row_step_max(tr.TrainConfig(), at) is None  # not up to it
+    assert ob.row_directions(tr.TrainConfig(), at) == 1
     assert ob.row_step_max(tr.TrainConfig(row_scale="newton"), size) is None  # only auto's
+    assert ob.row_directions(tr.TrainConfig(row_scale="newton"), size) == 1
 
 
 # ---------------------------------------------------------------------------- sharding
@@ -926,8 +932,9 @@ def test_row_passes_move_on_only_the_rows_stopped_at_a_minimum(share, vocab):
         tr.TrainConfig(row_scale="joint", row_passes=2)
     with pytest.raises(ValueError, match="row_directions sizes newton's or implicit's step"):
         tr.TrainConfig(row_scale="sequential", row_directions=2)
-    with pytest.raises(ValueError, match="newton's step resolves 1 or 2 directions"):
-        tr.TrainConfig(row_scale="newton", row_directions=3)
+    for rule in ("newton", "auto"):  # auto's large batches take newton steps
+        with pytest.raises(ValueError, match="newton's step resolves 1 or 2 directions"):
+            tr.TrainConfig(row_scale=rule, row_directions=3)
 
 
 def test_row_passes_leave_a_row_the_step_max_shortened_where_the_first_pass_put_it():
