@@ -345,38 +345,23 @@ def test_a_run_saved_with_auto_is_compared_by_the_rule_it_ran(corpus, tmp_path):
         loop.fit([corpus], part, newton, FIT, resume=True, progress=False)
 
 
-def test_a_run_resumes_under_the_row_passes_its_batch_size_picks(corpus, tmp_path):
-    """row_passes=None is the passes it picks for the run's batch size (one at this size): a run
-    saved with 1 resumes under it, bit-exactly; one saved with 2 is refused."""
+@pytest.mark.parametrize("setting", ["row_passes", "row_directions"])
+def test_a_run_resumes_under_the_row_setting_its_batch_size_picks(corpus, tmp_path, setting):
+    """row_passes=None / row_directions=None is what it picks for the run's batch size (one at
+    this size): a run saved with 1 (row_directions: the default before None) resumes under it,
+    bit-exactly; one saved with 2 is refused."""
     newton = {**vars(TRAIN), "row_scale": "newton"}
-    one, picked = TrainConfig(**newton | {"row_passes": 1}), TrainConfig(**newton)
-    assert picked.row_passes is None and ob.row_passes(picked, FIT.batch_size) == 1
+    one, picked = TrainConfig(**newton | {setting: 1}), TrainConfig(**newton)
+    assert getattr(picked, setting) is None
+    assert getattr(ob, setting)(picked, FIT.batch_size) == 1
     whole = loop.fit([corpus], tmp_path / "whole", one, FIT, progress=False)
     five = loop.FitConfig(**{**vars(FIT), "max_steps": 5})
     loop.fit([corpus], tmp_path / "part", one, five, progress=False)
     resumed = loop.fit([corpus], tmp_path / "part", picked, FIT, resume=True, progress=False)
     np.testing.assert_array_equal(resumed.table_VxD, whole.table_VxD)
-    two = TrainConfig(**newton | {"row_passes": 2})
+    two = TrainConfig(**newton | {setting: 2})
     loop.fit([corpus], tmp_path / "two", two, five, progress=False)
-    with pytest.raises(ValueError, match="row_passes: 2 in the checkpoint, 1 now"):
-        loop.fit([corpus], tmp_path / "two", picked, FIT, resume=True, progress=False)
-
-
-def test_a_run_resumes_under_the_row_directions_its_batch_size_picks(corpus, tmp_path):
-    """row_directions=None is the directions auto picks for the run's batch size (one at this
-    size): a run saved with 1 (the default before None) resumes under it, bit-exactly; one
-    saved with 2 is refused."""
-    newton = {**vars(TRAIN), "row_scale": "newton"}
-    one, picked = TrainConfig(**newton | {"row_directions": 1}), TrainConfig(**newton)
-    assert picked.row_directions is None and ob.row_directions(picked, FIT.batch_size) == 1
-    whole = loop.fit([corpus], tmp_path / "whole", one, FIT, progress=False)
-    five = loop.FitConfig(**{**vars(FIT), "max_steps": 5})
-    loop.fit([corpus], tmp_path / "part", one, five, progress=False)
-    resumed = loop.fit([corpus], tmp_path / "part", picked, FIT, resume=True, progress=False)
-    np.testing.assert_array_equal(resumed.table_VxD, whole.table_VxD)
-    two = TrainConfig(**newton | {"row_directions": 2})
-    loop.fit([corpus], tmp_path / "two", two, five, progress=False)
-    with pytest.raises(ValueError, match="row_directions: 2 in the checkpoint, 1 now"):
+    with pytest.raises(ValueError, match=f"{setting}: 2 in the checkpoint, 1 now"):
         loop.fit([corpus], tmp_path / "two", picked, FIT, resume=True, progress=False)
 
 
