@@ -404,8 +404,8 @@ def run_train(args: argparse.Namespace) -> int:
     ).summary
     rate = summary["words_per_second"] or 0.0
     unit = "tokens" if config.tokenizer == "gpt2" else "words"
-    after = summary.get("words_per_second_after_first_call")
     # the first call compiled the step: on a GPU the rate after it is what the steps make
+    after = summary.get("words_per_second_after_first_call")
     first = summary.get("first_call_seconds")
     steady = f"; {after:,.0f} after the first call's {first:.1f} s" if after else ""
     print(
