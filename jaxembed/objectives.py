@@ -924,8 +924,12 @@ CBOW = Objective(
     # fastText scores 26.4-26.7% / 0.624 (BENCHMARKS.md, section 2).
     share_negatives=16,
     # one newton pass was within 1 point at 32,768 centres (~180k pairs), 7 points short at
-    # 131,072, where two passes were 0.9 short (mean of two seeds; 1.8 at equal chunks)
+    # 131,072, where two passes were 0.9 short (mean of two seeds; 1.8 at equal chunks); two
+    # passes in two directions, bounded: 1.7 above at equal chunks, WordSim-353 -0.010 (one seed;
+    # BENCHMARKS.md, section 7)
     two_passes_above=32768,
+    two_directions_above=65536,
+    bound_steps_above=65536,
     **_WORD2VEC,
 )
 NEXT_TOKEN = Objective(

@@ -103,8 +103,8 @@ class TrainConfig:
     # implicit and newton: directions of each row's curvature its step resolves
     # (objectives._krylov_steps: a Krylov subspace of the row's block of the step's Hessian);
     # 1: along its gradient only; newton: 1 or 2. None: 1, but 2 where auto takes newton steps
-    # above the objective's two_directions_above (skip-gram: 262,144 pairs;
-    # objectives.row_directions; BENCHMARKS.md, 7)
+    # above the objective's two_directions_above (skip-gram: 262,144 pairs, CBOW: 65,536
+    # centres; objectives.row_directions; BENCHMARKS.md, 7)
     row_directions: int | None = None
     context_length: int = 64  # next-token: positions in the position table (T)
     seed: int = 1  # initial table and noise-word draws

@@ -691,6 +691,11 @@ def test_auto_bounds_each_rows_step_above_the_objectives_size(above, auto, given
     assert ob.row_directions(tr.TrainConfig(), at) == 1
     assert ob.row_step_max(tr.TrainConfig(row_scale="newton"), size) is None  # only auto's
     assert ob.row_directions(tr.TrainConfig(row_scale="newton"), size) == 1
+    # CBOW: two directions, bounded, above 65,536 centres (measured at 131,072)
+    cbow = tr.TrainConfig(objective="cbow")
+    assert [ob.row_directions(cbow, b) for b in (65536, 131072)] == [1, 2]
+    assert [ob.row_step_max(cbow, b) for b in (65536, 131072)] == [None, 1.0]
+    assert ob.row_passes(cbow, 131072) == 2
 
 
 # ---------------------------------------------------------------------------- sharding

@@ -254,7 +254,7 @@ def register(subparsers) -> None:
         help="newton's or implicit's: directions of each row's curvature its step resolves (1: "
         "along its summed gradient; 2+, newton 2 only: a frequent row's stiff directions stop at "
         "their minimum while the others move as plain SGD would); default 1, 2 where auto takes "
-        "newton steps above 262,144 skip-gram pairs",
+        "newton steps above 262,144 skip-gram pairs or 65,536 CBOW centres",
     )
     g.add_argument("--seed", type=int, default=1, help="random seed")
     g = p.add_argument_group("run")
