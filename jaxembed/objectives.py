@@ -452,8 +452,8 @@ def _krylov_steps(rule, slots: _Slots, sums_SxD, curvature_times, time, directio
       the step's loss to second order plus |delta|^2 / (2 time): time (plain SGD) where c is
       small, near a Newton step 1 / c where it is large, half of plain SGD's at c = 1 / time;
     - "newton": min(time, 1 / c), newton's filter on each direction alone: plain SGD up to the
-      minimum along it, then that minimum (k = 1 and 2 only; the 2 x 2 eigenvalues in closed
-      form). With k = 1 it is newton along g, min(time, 1 / h), h = g'Hg / |g|^2.
+      minimum along it, then that minimum (k = 2 only, the 2 x 2 eigenvalues in closed form;
+      k = 1 is newton along g, min(time, 1 / h), h = g'Hg / |g|^2: `_curvature_scales`).
 
     With k = 1 the step is along g alone, sized by the curvature along g, which on a frequent
     row is its stiffest direction's (the noise words' common direction): every other direction
@@ -461,7 +461,7 @@ def _krylov_steps(rule, slots: _Slots, sums_SxD, curvature_times, time, directio
     move as plain SGD would (BENCHMARKS.md, section 7).
 
     Args:
-      rule: "implicit" or "newton" (directions <= 2).
+      rule: "implicit" or "newton" (directions 2).
       slots: `_slots` of the table's gradient rows.
       sums_SxD: the gradient summed in those slots.
       curvature_times: (x by slot, S x D) -> each slot's row block of H times x, S x D.
@@ -518,15 +518,13 @@ def _proximal_e1(diagonal, off_diagonal, time):
 
 
 def _newton_filter_e1(diagonal, off_diagonal, time):
-    """f(T) e1 with f(c) = min(time, 1 / c), T 1 x 1 or 2 x 2 (lists of S-vectors). For 2 x 2,
-    with T's eigenvalues high >= low: f(T) = f(low) I + (f(high) - f(low)) / (high - low)
-    (T - low I), whose first column needs no eigenvectors (and is f(alpha) e1 where beta = 0)."""
+    """f(T) e1 with f(c) = min(time, 1 / c), T 2 x 2 (lists of S-vectors). With T's eigenvalues
+    high >= low: f(T) = f(low) I + (f(high) - f(low)) / (high - low) (T - low I), whose first
+    column needs no eigenvectors (and is f(alpha) e1 where beta = 0)."""
 
     def f(c_S):
         return jnp.minimum(time, 1.0 / jnp.maximum(c_S, 1e-30))
 
-    if not off_diagonal:
-        return [f(diagonal[0])]
     a_S, d_S, b_S = diagonal[0], diagonal[1], off_diagonal[0]
     half_S = jnp.sqrt(((a_S - d_S) / 2) ** 2 + b_S * b_S)
     high_S, low_S = (a_S + d_S) / 2 + half_S, (a_S + d_S) / 2 - half_S
@@ -604,6 +602,11 @@ class _SparseStep(NamedTuple):
     step_max: float | None  # row_step_max's pick
     directions: int  # row_directions's pick
 
+    @property
+    def krylov(self) -> bool:
+        """Rows move by `_krylov_steps` (else newton's along g, or a counting rule)."""
+        return self.rule == "implicit" or (self.rule == "newton" and self.directions > 1)
+
 
 def _word2vec_sparse(
     context,
@@ -628,7 +631,7 @@ def _word2vec_sparse(
     is the first pass's. No row moves further than `step_max` (`row_step_max`) in the step."""
     common = (context, config, rule, tx, batch, noise_GxK, weight_BxJ, lr)
     step = _SparseStep(*common, passes=passes, step_max=step_max, directions=directions)
-    newton_passes = step.passes > 1 and rule == "newton" and directions == 1
+    newton_passes = step.passes > 1 and rule == "newton" and not step.krylov
     left = (lr, lr) if newton_passes else (None, None)  # each table's rate left, a row at a time
     loss_sum, params, opt_state, left = _word2vec_sparse_pass(step, params, opt_state, left)
     for _ in range(step.passes - 1):
@@ -673,7 +676,7 @@ def _word2vec_sparse_pass(step: _SparseStep, params, opt_state, left):
     in_ids = (in_ids.reshape(-1),)
     if rule != "none":
         in_slots, out_slots = _slots(embed.shape[0], in_ids), _slots(embed.shape[0], out_ids)
-    if rule == "implicit" or (rule == "newton" and k > 1):
+    if step.krylov:
         bend_BxJ = _bends(v_BxD, u_pos_BxD, u_neg_GxKxD, weight_BxJ)
         pairs = _Pairs(v_BxD, u_pos_BxD, u_neg_GxKxD, bend_BxJ, bend_BxJ)
         in_pairs = None if in_pairs is None else in_pairs.reshape(-1)
