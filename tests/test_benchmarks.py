@@ -331,3 +331,28 @@ def test_batch_quality_shuffles_the_corpus_lines_by_seed(tmp_path):
         copies.append(path.read_text().splitlines(keepends=True))
     assert sorted(copies[0]) == sorted(lines) and copies[0] != lines  # the same lines, reordered
     assert copies[0] == copies[1] and copies[0] != copies[2]  # by the seed
+
+
+def test_common_direction_measures_and_takes_off_a_shared_vector():
+    module = _load("common_direction")
+    rng = np.random.default_rng(0)
+    table = rng.normal(size=(6000, 50)).astype(np.float32)
+    shared = rng.normal(size=50).astype(np.float32)
+    shared *= 20 / np.linalg.norm(shared)  # rows have norm ~7: cosine to it ~0.94
+    plain = module.common_direction(table)
+    assert plain < 0.05  # random directions: near none
+    assert module.common_direction(table + shared) > 0.9  # one vector dominates every row
+    assert module.common_direction(module.without_mean(table + shared)) == pytest.approx(
+        plain, abs=0.02
+    )
+
+
+def test_common_direction_script_on_small_vectors(tmp_path, monkeypatch, capsys):
+    report = _run_script(
+        "common_direction", datapath("lee_fasttext.vec"),
+        tmp_path=tmp_path, monkeypatch=monkeypatch, capsys=capsys,
+    )  # fmt: skip
+    (run,) = report["runs"]
+    assert 0 < run["common_direction"] <= 1
+    assert -1 <= run["wordsim353"] <= 1 and -1 <= run["wordsim353_without_mean"] <= 1
+    assert run["wordsim353"] != run["wordsim353_without_mean"]  # the mean was taken off
