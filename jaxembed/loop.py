@@ -594,10 +594,7 @@ def _check_same_settings(saved: dict, current: dict, out: Path, train_config) ->
             )
         except ParameterError:  # not a step this run's config can take: compared as saved
             continue
-        train["row_scale"] = ob.row_scale(picked, batch_size)
-        train["row_passes"] = ob.row_passes(picked, batch_size)
-        train["row_step_max"] = ob.row_step_max(picked, batch_size)
-        train["row_directions"] = ob.row_directions(picked, batch_size)
+        train.update(ob.row_step(picked, batch_size))
     if saved == current:
         return
     diffs = []

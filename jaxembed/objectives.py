@@ -243,6 +243,23 @@ def row_step_max(config: Any, batch_size: int) -> float | None:
     return None if batch_size <= above else 1.0
 
 
+def row_step(config: Any, batch_size: int) -> dict:
+    """What a step of `batch_size` examples takes for each of `TrainConfig`'s row settings, with
+    "auto" and None resolved: {"row_scale", "row_passes", "row_step_max", "row_directions"}.
+
+    Example:
+      >>> from jaxembed.train import TrainConfig
+      >>> row_step(TrainConfig(), 524288)
+      {'row_scale': 'newton', 'row_passes': 2, 'row_step_max': 1.0, 'row_directions': 2}
+    """
+    return {
+        "row_scale": row_scale(config, batch_size),
+        "row_passes": row_passes(config, batch_size),
+        "row_step_max": row_step_max(config, batch_size),
+        "row_directions": row_directions(config, batch_size),
+    }
+
+
 def _row_scales(rule, slots: _Slots, weights):
     """Per-occurrence factors of the counting rules of `TrainConfig.row_scale`: a row's summed
     gradient is divided by its number of contributions c in the batch ("count": their mean), by
@@ -761,9 +778,9 @@ def _word2vec_update(context, config, tx, state, batch, alias, lr):
     """word2vec's step body: noise words, pair weights, then the sparse or dense update."""
     count = jnp.sum(batch["mask_B"])
     batch_size = batch["center_B"].shape[0]
-    rule, passes = row_scale(config, batch_size), row_passes(config, batch_size)
-    step_max = row_step_max(config, batch_size)
-    directions = row_directions(config, batch_size)
+    picked = row_step(config, batch_size)
+    rule, passes = picked["row_scale"], picked["row_passes"]
+    step_max, directions = picked["row_step_max"], picked["row_directions"]
     batch = _pad_to_groups(config, batch)
     noise_GxK = batch.get("noise_GxK")
     if noise_GxK is None:
