@@ -19,6 +19,8 @@ newton's passes over the batch (`TrainConfig.row_passes`; default: 1, two above 
 the line gives them after the rule ("newton x2"), and its GB/s count one pass's traffic.
 `--row-directions` sets the directions of a row's curvature implicit or newton resolves
 (`TrainConfig.row_directions`; "implicit k2", "newton k2 x2"): each costs about a gradient more.
+A step that rebalances its tables (`TrainConfig.row_balance`, auto's above 262,144 pairs) says
+"bal" after them: its Gram matrices are D x D products over the tables and the batch's rows.
 """
 
 from __future__ import annotations
@@ -31,7 +33,7 @@ import time
 import jax
 import numpy as np
 
-from jaxembed.objectives import row_directions, row_passes, row_scale
+from jaxembed.objectives import row_balance, row_directions, row_passes, row_scale
 from jaxembed.train import TrainConfig, init_state, make_train_step
 
 
@@ -132,6 +134,8 @@ def main() -> None:
             ran += f" k{directions}"
         if row_passes(config, batch) > 1:
             ran += f" x{row_passes(config, batch)}"
+        if row_balance(config, batch):
+            ran += " bal"
         print(
             f"{optimizer:5s} {update:6s} V={vocab_size:6d} D={dim:4d} B={batch:7d} G={share:4d} "
             f"{ran:12s}: "

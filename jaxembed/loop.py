@@ -579,6 +579,7 @@ def _check_same_settings(saved: dict, current: dict, out: Path, train_config) ->
     saved.get("train", {}).setdefault("row_step_max", None)
     saved.get("train", {}).setdefault("row_passes", 1)
     saved.get("train", {}).setdefault("row_directions", 1)
+    saved.get("train", {}).setdefault("row_balance", False)
     saved.get("train", {}).setdefault("ns_exponent", 0.75)
     for settings in (saved, current):  # "auto" and None are what they pick for the batch size
         train, batch_size = settings.get("train", {}), settings.get("fit", {}).get("batch_size")
@@ -591,6 +592,7 @@ def _check_same_settings(saved: dict, current: dict, out: Path, train_config) ->
                 row_passes=train["row_passes"],
                 row_step_max=train["row_step_max"],
                 row_directions=train["row_directions"],
+                row_balance=train["row_balance"],
             )
         except ParameterError:  # not a step this run's config can take: compared as saved
             continue

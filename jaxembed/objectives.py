@@ -243,20 +243,44 @@ def row_step_max(config: Any, batch_size: int) -> float | None:
     return None if batch_size <= above else 1.0
 
 
-def row_step(config: Any, batch_size: int) -> dict:
-    """What a step of `batch_size` examples takes for each of `TrainConfig`'s row settings, with
-    "auto" and None resolved: {"row_scale", "row_passes", "row_step_max", "row_directions"}.
+def row_balance(config: Any, batch_size: int) -> bool:
+    """Whether a step of `batch_size` examples rebalances its tables as its small steps would
+    (`TrainConfig.row_balance`; `_rebalance`).
+
+    An explicit value is kept. None (the default) is off, except under row_scale="auto" above
+    the objective's `balance_above`, where auto's curvature step is followed by the rebalance
+    (BENCHMARKS.md, section 7).
 
     Example:
       >>> from jaxembed.train import TrainConfig
-      >>> row_step(TrainConfig(), 524288)
-      {'row_scale': 'newton', 'row_passes': 2, 'row_step_max': 1.0, 'row_directions': 2}
+      >>> [row_balance(TrainConfig(), b) for b in (4096, 262144, 524288)]
+      [False, False, True]
+    """
+    if config.row_balance is not None:
+        return config.row_balance
+    above = get(config.objective).balance_above
+    if config.row_scale != "auto" or above is None or batch_size <= above:
+        return False
+    return row_scale(config, batch_size) in CURVATURE_RULES
+
+
+def row_step(config: Any, batch_size: int) -> dict:
+    """What a step of `batch_size` examples takes for each of `TrainConfig`'s row settings, with
+    "auto" and None resolved: {"row_scale", "row_passes", "row_step_max", "row_directions",
+    "row_balance"}.
+
+    Example:
+      >>> from jaxembed.train import TrainConfig
+      >>> row_step(TrainConfig(), 524288)  # doctest: +NORMALIZE_WHITESPACE
+      {'row_scale': 'newton', 'row_passes': 2, 'row_step_max': 1.0, 'row_directions': 2,
+       'row_balance': True}
     """
     return {
         "row_scale": row_scale(config, batch_size),
         "row_passes": row_passes(config, batch_size),
         "row_step_max": row_step_max(config, batch_size),
         "row_directions": row_directions(config, batch_size),
+        "row_balance": row_balance(config, batch_size),
     }
 
 
@@ -604,6 +628,72 @@ def _scaled(grads, scales):
     return tuple(g * s[:, None] for g, s in zip(grads, scales, strict=True))
 
 
+# Matrix products of the rebalance: float32 throughout (a GPU's default would round to TF32).
+_EXACT = jax.lax.Precision.HIGHEST
+
+
+def _gram_gap(params):
+    """E'E - U'U (D x D) of the input table E and the output table U."""
+    embed, out = params["embed"], params["out"]
+    return jnp.matmul(embed.T, embed, precision=_EXACT) - jnp.matmul(out.T, out, precision=_EXACT)
+
+
+def _small_steps_gram(rows: int, per: int, ids, grads, pairs):
+    """sum_i G_i' G_i over the batch's small steps of `per` examples each, G_i the summed
+    gradients of a table's rows in small step i: over lr^2, what the plain SGD steps the batch
+    stands for would add to the table's Gram matrix E'E (`_rebalance`).
+
+    Args:
+      rows: the table's rows (V).
+      per: examples (pairs, CBOW centres) per small step: the objective's default batch size.
+      ids, grads, pairs: pieces of each gradient occurrence's row, gradient (N x D) and example.
+    """
+    ids_N, grad_NxD, pairs_N = (jnp.concatenate(x) for x in (ids, grads, pairs))
+    n = ids_N.shape[0]
+    # (small step, row) keys must fit int32: a batch of more small steps than that merges them.
+    limit = (2**31 - 1) // rows
+    smalls = -(-pairs_N.shape[0] // per)
+    if smalls > limit:
+        per = -(-pairs_N.shape[0] // limit)
+    keys_N = (pairs_N // per) * rows + ids_N
+    _, slot_N = jnp.unique(keys_N, size=n, fill_value=0, return_inverse=True)
+    sums_SxD = jax.ops.segment_sum(grad_NxD, slot_N.reshape(n), num_segments=n)
+    return jnp.matmul(sums_SxD.T, sums_SxD, precision=_EXACT)
+
+
+def _rebalance(params, target_DxD, stretch_max: float = 1.0):
+    """The tables E A and U A^-1 (A symmetric positive definite), whose scores E U' - and so the
+    loss - are the step's own, with E'E - U'U moved to `target_DxD` (to first order in log A).
+
+    Under gradient flow on a loss of the scores E U' alone, E'E - U'U is conserved (its
+    derivative, E'G'U + U'GE - U'GE - E'G'U for G the loss's gradient in the scores, is zero);
+    a plain SGD step of rate lr changes it only at second order, by lr^2 (G_E'G_E - G_U'G_U) for
+    the rows' summed gradients G_E = G U and G_U = G'E. One large step of summed gradients moves
+    it far from where the small steps it stands for would (`_small_steps_gram`), which leaves the
+    input table with a larger share of the direction common to every vector and costs
+    WordSim-353 at 512k-1M skip-gram pairs (BENCHMARKS.md, section 7). Every invertible A leaves
+    the scores as they are; with A = exp(X), X symmetric, E'E - U'U moves by X S + S X (S =
+    E'E + U'U) to first order, solved for X in the eigenbasis of S. No direction is stretched
+    or shrunk by more than exp(stretch_max) in one step.
+    """
+    embed, out = params["embed"], params["out"]
+    gram_e = jnp.matmul(embed.T, embed, precision=_EXACT)
+    gram_u = jnp.matmul(out.T, out, precision=_EXACT)
+    lam_D, w_DxD = jnp.linalg.eigh(gram_e + gram_u)
+
+    def mm(a, b):
+        return jnp.matmul(a, b, precision=_EXACT)
+
+    rest_DxD = mm(w_DxD.T, mm(target_DxD - gram_e + gram_u, w_DxD))
+    sums_DxD = jnp.maximum(lam_D[:, None] + lam_D[None, :], 1e-12)
+    x_DxD = mm(w_DxD, mm(rest_DxD / sums_DxD, w_DxD.T))
+    mu_D, y_DxD = jnp.linalg.eigh((x_DxD + x_DxD.T) / 2)
+    mu_D = jnp.clip(mu_D, -stretch_max, stretch_max)
+    a_DxD = mm(y_DxD * jnp.exp(mu_D)[None, :], y_DxD.T)
+    a_inv_DxD = mm(y_DxD * jnp.exp(-mu_D)[None, :], y_DxD.T)
+    return {"embed": mm(embed, a_DxD), "out": mm(out, a_inv_DxD)}
+
+
 class _SparseStep(NamedTuple):
     """What every pass of a sparse word2vec step reads (`_word2vec_sparse`)."""
 
@@ -618,6 +708,7 @@ class _SparseStep(NamedTuple):
     passes: int  # row_passes's pick
     step_max: float | None  # row_step_max's pick
     directions: int  # row_directions's pick
+    balance: bool  # row_balance's pick
 
     @property
     def krylov(self) -> bool:
@@ -640,24 +731,55 @@ def _word2vec_sparse(
     passes,
     step_max,
     directions,
+    balance=False,
 ):
     """Gather the rows, closed-form row gradients, optax on those rows, scatter back. newton
     makes `passes` (`row_passes`) such passes over the batch, each at the rows the last one
     moved, a row spending at most lr over them all (`_curvature_scales`); implicit, and newton
     with `row_directions` 2, make `passes` steps of lr / passes each (`_krylov_steps`). The loss
-    is the first pass's. No row moves further than `step_max` (`row_step_max`) in the step."""
+    is the first pass's. No row moves further than `step_max` (`row_step_max`) in the step.
+    With `balance` (`row_balance`) the tables are then rebalanced as the small steps the batch
+    stands for would have left them (`_rebalance`)."""
     common = (context, config, rule, tx, batch, noise_GxK, weight_BxJ, lr)
-    step = _SparseStep(*common, passes=passes, step_max=step_max, directions=directions)
+    step = _SparseStep(
+        *common, passes=passes, step_max=step_max, directions=directions, balance=balance
+    )
     newton_passes = step.passes > 1 and rule == "newton" and not step.krylov
     left = (lr, lr) if newton_passes else (None, None)  # each table's rate left, a row at a time
-    loss_sum, params, opt_state, left = _word2vec_sparse_pass(step, params, opt_state, left)
+    if balance:
+        target_DxD = _gram_gap(params)
+    loss_sum, params, opt_state, left, drift = _word2vec_sparse_pass(
+        step, params, opt_state, left, first=True
+    )
     for _ in range(step.passes - 1):
-        _, params, opt_state, left = _word2vec_sparse_pass(step, params, opt_state, left)
+        _, params, opt_state, left, _ = _word2vec_sparse_pass(step, params, opt_state, left)
+    if balance:
+        params = _rebalance(params, target_DxD + drift)
     return loss_sum, params, opt_state
 
 
-def _word2vec_sparse_pass(step: _SparseStep, params, opt_state, left):
-    context, config, rule, tx, batch, noise_GxK, weight_BxJ, lr, passes, step_max, k = step
+def _small_steps_drift(step: _SparseStep, rows, in_ids, grad_in, in_pairs, out_ids, grad_u):
+    """lr^2 sum_i (G_E,i' G_E,i - G_U,i' G_U,i) over the batch's small steps of the objective's
+    default batch size: how plain SGD's small steps would move E'E - U'U (`_rebalance`)."""
+    config, batch, noise_GxK = step.config, step.batch, step.noise_GxK
+    per = get(config.objective).batch_size
+    examples = batch["center_B"].shape[0]
+    in_pairs_N = jnp.arange(examples) if in_pairs is None else in_pairs.reshape(-1)
+    if len(out_ids) == 1:  # one draw a pair: pair b's centre and noise rows, J of them
+        out_pairs = (jnp.arange(out_ids[0].shape[0]) // (out_ids[0].shape[0] // examples),)
+    else:  # the centres, then each group's K noise rows at its first pair
+        groups, negative = noise_GxK.shape
+        group_K = jnp.repeat(jnp.arange(groups) * (examples // groups), negative)
+        out_pairs = (jnp.arange(examples), group_K)
+    gram_in = _small_steps_gram(rows, per, in_ids, grad_in, (in_pairs_N,))
+    gram_out = _small_steps_gram(rows, per, out_ids, grad_u, out_pairs)
+    return step.lr * step.lr * (gram_in - gram_out)
+
+
+def _word2vec_sparse_pass(step: _SparseStep, params, opt_state, left, first=False):
+    """One pass of `_word2vec_sparse`; the first also returns `_small_steps_drift` when the step
+    rebalances (else None)."""
+    context, config, rule, tx, batch, noise_GxK, weight_BxJ, lr, passes, step_max, k, _ = step
     embed, out = params["embed"], params["out"]
     center_B, dim = batch["center_B"], embed.shape[1]
     in_ids, v_BxD, spread, in_weights, in_pairs = context(embed, batch)
@@ -691,6 +813,9 @@ def _word2vec_sparse_pass(step: _SparseStep, params, opt_state, left):
     loss_sum, grad_v_BxD, grad_u = rows(v_BxD)
     grad_in = (spread(grad_v_BxD).reshape(-1, dim),)
     in_ids = (in_ids.reshape(-1),)
+    drift = None
+    if first and step.balance:
+        drift = _small_steps_drift(step, embed.shape[0], in_ids, grad_in, in_pairs, out_ids, grad_u)
     if rule != "none":
         in_slots, out_slots = _slots(embed.shape[0], in_ids), _slots(embed.shape[0], out_ids)
     if step.krylov:
@@ -754,7 +879,8 @@ def _word2vec_sparse_pass(step: _SparseStep, params, opt_state, left):
     if rule != "sequential":
         embed, opt_embed = sparse_update(tx, embed, opt_state["embed"], in_ids, grad_in)
     out, opt_out = sparse_update(tx, out, opt_state["out"], out_ids, grad_u)
-    return loss_sum, {"embed": embed, "out": out}, {"embed": opt_embed, "out": opt_out}, left
+    params = {"embed": embed, "out": out}
+    return loss_sum, params, {"embed": opt_embed, "out": opt_out}, left, drift
 
 
 def _word2vec_dense(context, config, rule, tx, params, opt_state, batch, noise_GxK, weight_BxJ, lr):
@@ -781,13 +907,20 @@ def _word2vec_update(context, config, tx, state, batch, alias, lr):
     picked = row_step(config, batch_size)
     rule, passes = picked["row_scale"], picked["row_passes"]
     step_max, directions = picked["row_step_max"], picked["row_directions"]
+    balance = picked["row_balance"]
     batch = _pad_to_groups(config, batch)
     noise_GxK = batch.get("noise_GxK")
     if noise_GxK is None:
         noise_GxK = draw_noise(config, state, alias, batch["center_B"].shape[0])
     weight_BxJ = pair_weights(batch["center_B"], noise_GxK, batch["mask_B"])
     update = (
-        functools.partial(_word2vec_sparse, passes=passes, step_max=step_max, directions=directions)
+        functools.partial(
+            _word2vec_sparse,
+            passes=passes,
+            step_max=step_max,
+            directions=directions,
+            balance=balance,
+        )
         if config.sparse
         else _word2vec_dense
     )
@@ -896,6 +1029,13 @@ class Objective(NamedTuple):
     # TrainConfig.row_step_max=None under row_scale="auto": no row moves further than 1.0 in a
     # step larger than this (None: no limit at any size)
     bound_steps_above: int | None = None
+    # Whether its step can rebalance its tables (TrainConfig.row_balance): each row gets the
+    # gradient of a loss of the scores E U' alone, which is what keeps E'E - U'U still under
+    # small steps (not CBOW: word2vec gives every context row the whole error of their mean)
+    balances: bool = False
+    # TrainConfig.row_balance=None under row_scale="auto": a step larger than this rebalances
+    # its tables as its small steps would (None: never)
+    balance_above: int | None = None
 
 
 _WORD2VEC = dict(negatives=True, sparse=True, optimizer="sgd", min_lr=0.0001)
@@ -920,6 +1060,8 @@ SKIPGRAM = Objective(
     four_passes_above=524288,
     two_directions_above=262144,
     bound_steps_above=262144,
+    balances=True,
+    balance_above=262144,
     **_WORD2VEC,
 )
 CBOW = Objective(

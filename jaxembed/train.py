@@ -106,6 +106,12 @@ class TrainConfig:
     # above the objective's two_directions_above (skip-gram: 262,144 pairs, CBOW: 65,536
     # centres; objectives.row_directions; BENCHMARKS.md, 7)
     row_directions: int | None = None
+    # word2vec, sparse SGD: after each step, turn the tables into E A and U A^-1 (the same
+    # scores, the same loss) whose E'E - U'U moved as the plain small steps of the objective's
+    # default batch size would have moved it (objectives._rebalance). None: off, but on where
+    # auto takes curvature steps above the objective's balance_above (skip-gram: 262,144 pairs;
+    # objectives.row_balance; BENCHMARKS.md, 7)
+    row_balance: bool | None = None
     context_length: int = 64  # next-token: positions in the position table (T)
     seed: int = 1  # initial table and noise-word draws
 
@@ -179,6 +185,20 @@ class TrainConfig:
                 f"newton's step resolves 1 or 2 directions of a row's curvature; got "
                 f"row_directions={self.row_directions} - use 2, or row_scale='implicit' for more",
                 "row_directions",
+            )
+        if self.row_balance and not objective.balances:
+            raise ParameterError(
+                f"row_balance rebalances skip-gram's tables; {self.objective}'s step does not "
+                "keep E'E - U'U as skip-gram's does - use objective='skipgram', or leave "
+                "row_balance unset",
+                "row_balance",
+                "objective",
+            )
+        if self.row_balance and not (self.sparse and self.optimizer == "sgd"):
+            raise ParameterError(
+                "row_balance rebalances the tables after a sparse word2vec SGD step - use "
+                "optimizer='sgd' with update='auto' or 'sparse', or leave row_balance unset",
+                "row_balance",
             )
         if not 0 <= self.ns_exponent <= 1:
             raise ParameterError(

@@ -64,6 +64,7 @@ def test_library_errors_name_python_parameters():
         (["--sample", "2"], r"--sample must be in \[0, 1\)"),
         (["--objective", "glove"], "--objective must be one of"),
         (["--lr", "0.0001", "--min-lr", "0.01"], "need --lr > 0 and 0 <= --min-lr <= --lr"),
+        (["--objective", "cbow", "--row-balance", "on"], "--row-balance rebalances skip-gram's"),
     ],
 )
 def test_train_errors_name_the_flags(capsys, corpus, tmp_path, flags, message):
@@ -235,4 +236,5 @@ def test_train_flag_choices_are_the_librarys():
         "--update": tr.UPDATES,
         "--row-scale": ob.ROW_SCALES,
         "--split": jm.SPLITS,
+        "--row-balance": ("on", "off"),  # TrainConfig.row_balance True / False (None: unset)
     }

@@ -365,6 +365,22 @@ def test_a_run_resumes_under_the_row_setting_its_batch_size_picks(corpus, tmp_pa
         loop.fit([corpus], tmp_path / "two", picked, FIT, resume=True, progress=False)
 
 
+def test_a_balanced_run_resumes_bit_exactly_and_keeps_its_balance(corpus, tmp_path):
+    """row_balance=True (off at this batch size under None): kill + resume == uninterrupted, and
+    resuming it under None, which picks off here, is refused."""
+    on = TrainConfig(**{**vars(TRAIN), "row_balance": True})
+    assert not ob.row_balance(TRAIN, FIT.batch_size)
+    whole = loop.fit([corpus], tmp_path / "whole", on, FIT, progress=False)
+    plain = loop.fit([corpus], tmp_path / "plain", TRAIN, FIT, progress=False)
+    assert not np.allclose(whole.table_VxD, plain.table_VxD)  # it rebalanced
+    five = loop.FitConfig(**{**vars(FIT), "max_steps": 5})
+    loop.fit([corpus], tmp_path / "part", on, five, progress=False)
+    with pytest.raises(ValueError, match="row_balance: True in the checkpoint, False now"):
+        loop.fit([corpus], tmp_path / "part", TRAIN, FIT, resume=True, progress=False)
+    resumed = loop.fit([corpus], tmp_path / "part", on, FIT, resume=True, progress=False)
+    np.testing.assert_array_equal(resumed.table_VxD, whole.table_VxD)
+
+
 def test_a_diverging_newton_batch_is_told_to_bound_the_rows_steps():
     from jaxembed import cli
 

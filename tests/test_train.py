@@ -678,8 +678,8 @@ def test_auto_bounds_each_rows_step_above_the_objectives_size(above, auto, given
     tables = {}
     for name, extra in (
         ("auto", auto),
-        ("given", {"row_scale": "newton", **given, "row_step_max": 1.0}),
-        ("unbounded", {"row_scale": "newton", **given}),
+        ("given", {"row_scale": "newton", **given, "row_step_max": 1.0, "row_balance": True}),
+        ("unbounded", {"row_scale": "newton", **given, "row_balance": True}),
     ):
         config = tr.TrainConfig(dim=8, lr=0.5, **extra)
         state, _ = tr.make_train_step(config, _noise(64))(_random_state(config, vocab=64), batch)
@@ -696,6 +696,93 @@ def test_auto_bounds_each_rows_step_above_the_objectives_size(above, auto, given
     assert [ob.row_directions(cbow, b) for b in (65536, 131072)] == [1, 2]
     assert [ob.row_step_max(cbow, b) for b in (65536, 131072)] == [None, 1.0]
     assert ob.row_passes(cbow, 131072) == 2
+
+
+def test_small_steps_gram_sums_each_small_steps_row_totals():
+    """sum_i G_i' G_i, G_i the rows' gradients summed within small step i (`per` examples)."""
+    rng = np.random.default_rng(3)
+    rows, per, dim = 5, 3, 4
+    ids = [rng.integers(0, rows, 10).astype(np.int32), rng.integers(0, rows, 6).astype(np.int32)]
+    grads = [rng.normal(size=(10, dim)), rng.normal(size=(6, dim))]
+    pairs = [np.arange(10), np.repeat(np.arange(3) * 3, 2)]  # a second piece, as noise rows
+    want = np.zeros((dim, dim))
+    for small in range(4):
+        totals = np.zeros((rows, dim))
+        for i, g, p in zip(ids, grads, pairs, strict=True):
+            np.add.at(totals, i[p // per == small], g[p // per == small])
+        want += totals.T @ totals
+    as_jax = [tuple(jnp.asarray(x, jnp.float32) for x in piece) for piece in (ids, grads, pairs)]
+    got = ob._small_steps_gram(rows, per, *as_jax)
+    np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5)
+    # one step of all the examples: the totals over the batch
+    totals = np.zeros((rows, dim))
+    for i, g in zip(ids, grads, strict=True):
+        np.add.at(totals, i, g)
+    np.testing.assert_allclose(
+        ob._small_steps_gram(rows, 16, *as_jax), totals.T @ totals, rtol=1e-5
+    )
+
+
+def test_rebalance_keeps_the_scores_and_moves_the_gram_gap_to_the_target():
+    rng = np.random.default_rng(4)
+    embed, out = (jnp.asarray(rng.normal(size=(40, 6)), jnp.float32) for _ in range(2))
+    params = {"embed": embed, "out": out}
+    gap = ob._gram_gap(params)
+    change = rng.normal(size=(6, 6))
+    target = gap + 0.5 * (change + change.T)  # about 1% of the gap
+    new = ob._rebalance(params, target)
+    np.testing.assert_allclose(new["embed"] @ new["out"].T, embed @ out.T, rtol=1e-4, atol=1e-4)
+    before = np.linalg.norm(gap - target)
+    after = np.linalg.norm(ob._gram_gap(new) - target)
+    assert after < 0.02 * before, (after, before)
+    assert not np.allclose(new["embed"], embed, atol=1e-3)
+
+
+def test_a_balanced_step_leaves_the_gram_gap_where_its_small_steps_would():
+    """One plain step of four small steps' examples moves E'E - U'U by lr^2 (sum G)'(sum G)
+    instead of the small steps' sum of lr^2 G_i'G_i; with row_balance it ends where the four
+    small steps end (to second order in lr), with the scores of the large step unchanged."""
+    objective = "skipgram"
+    per = ob.get(objective).batch_size
+    vocab, dim, lr = 48, 8, 0.001
+    config = tr.TrainConfig(objective=objective, dim=dim, lr=lr, min_lr=lr, row_scale="none")
+    balanced = dataclasses.replace(config, row_balance=True)
+    big = _batch(objective, seed=7, batch=4 * per, vocab=vocab)
+    big.pop("words")
+    groups = 4 * per // config.share_negatives
+    noise = jax.random.categorical(
+        jax.random.key(5), jnp.log(jnp.asarray(_noise(vocab))), shape=(groups, config.negative)
+    ).astype(jnp.int32)
+    big["noise_GxK"] = noise
+    start = _random_state(config, vocab=vocab, scale=0.3)
+
+    def step(cfg, state, batch):
+        return tr.train_step(state, batch, config=cfg)[0]
+
+    plain = step(config, start, big)
+    bal = step(balanced, start, big)
+    small = start
+    per_group = groups // 4
+    for i in range(4):
+        part = {
+            k: v[i * per : (i + 1) * per] for k, v in big.items() if np.ndim(v) and k != "noise_GxK"
+        }
+        part["progress"] = big["progress"]
+        part["noise_GxK"] = noise[i * per_group : (i + 1) * per_group]
+        small = step(config, small, part)
+    gap = {n: np.asarray(ob._gram_gap(s.params)) for n, s in (("plain", plain), ("bal", bal))}
+    want = np.asarray(ob._gram_gap(small.params))
+    moved = np.linalg.norm(want - np.asarray(ob._gram_gap(start.params)))
+    off_plain, off_bal = (np.linalg.norm(gap[n] - want) for n in ("plain", "bal"))
+    assert off_plain > 0.2 * moved, (off_plain, moved)  # the large step moves it elsewhere
+    assert off_bal < 0.1 * off_plain, (off_bal, off_plain)
+    scores = {n: s.params["embed"] @ s.params["out"].T for n, s in (("plain", plain), ("bal", bal))}
+    np.testing.assert_allclose(scores["bal"], scores["plain"], rtol=1e-4, atol=1e-4)
+    with pytest.raises(ValueError, match="row_balance rebalances the tables"):
+        tr.TrainConfig(optimizer="adam", row_balance=True)
+    with pytest.raises(ValueError, match="row_balance rebalances skip-gram's tables"):
+        tr.TrainConfig(objective="cbow", row_balance=True)
+    assert not ob.row_balance(tr.TrainConfig(objective="cbow"), 1 << 20)
 
 
 # ---------------------------------------------------------------------------- sharding
@@ -785,6 +872,7 @@ def _assert_same_tables(results, reference):
         ("skipgram", "newton x2"),  # row_passes=2: what each row has left spans it too
         ("skipgram", "implicit k2 x2"),  # its Krylov directions span it too
         ("skipgram", "newton k2 x2"),
+        ("skipgram", "newton k2 x2 balance"),  # its Gram matrices span the mesh
         pytest.param("cbow", "auto", marks=pytest.mark.slow),
         pytest.param("cbow", "newton", marks=pytest.mark.slow),
     ],
@@ -798,8 +886,9 @@ def test_eight_devices_give_the_same_table_as_one(tmp_path, objective, rule):
     ]
     env = {"XLA_FLAGS": "--xla_force_host_platform_device_count=8", "JAX_PLATFORMS": "cpu"}
     setup = "assert jax.device_count() == 8"
-    train = {"row_scale": rule.split()[0], "row_passes": 2 if rule.endswith("x2") else None}
+    train = {"row_scale": rule.split()[0], "row_passes": 2 if " x2" in rule else None}
     train["row_directions"] = 2 if " k2" in rule else 1
+    train["row_balance"] = rule.endswith("balance") or None
     results = _run_script(tmp_path, setup, meshes, [objective], env_extra=env, train=train)
     assert len(results) == 4
     _assert_same_tables(results, "one")

@@ -256,6 +256,14 @@ def register(subparsers) -> None:
         "their minimum while the others move as plain SGD would); default 1, 2 where auto takes "
         "newton steps above 262,144 skip-gram pairs or 65,536 CBOW centres",
     )
+    g.add_argument(
+        "--row-balance",
+        choices=("on", "off"),
+        default=None,
+        help="sparse SGD: after each step, rebalance the input and output tables (the same "
+        "scores) as the small steps of the default --batch-size would have left them; default "
+        "off, on where auto takes newton steps above 262,144 skip-gram pairs",
+    )
     g.add_argument("--seed", type=int, default=1, help="random seed")
     g = p.add_argument_group("run")
     g.add_argument("--checkpoint-every", type=int, default=0, help="steps; 0 = at the end only")
@@ -369,6 +377,7 @@ def run_train(args: argparse.Namespace) -> int:
         row_step_max=args.row_step_max,
         row_passes=args.row_passes,
         row_directions=args.row_directions,
+        row_balance=None if args.row_balance is None else args.row_balance == "on",
         context_length=args.context_length,
         seed=args.seed,
     )
