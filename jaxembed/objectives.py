@@ -1061,6 +1061,8 @@ SKIPGRAM = Objective(
     two_directions_above=262144,
     bound_steps_above=262144,
     balances=True,
+    # 1,048,576 pairs, seed 1: auto's step without the rebalance 25.04% / WordSim-353 0.584 (its
+    # common direction 0.454), with it 26.02% / 0.621 (0.349; 4,096 pairs: 0.363)
     balance_above=262144,
     **_WORD2VEC,
 )
