@@ -106,7 +106,7 @@ class TrainConfig:
     # above the objective's two_directions_above (skip-gram: 262,144 pairs, CBOW: 65,536
     # centres; objectives.row_directions; BENCHMARKS.md, 7)
     row_directions: int | None = None
-    # word2vec, sparse SGD: after each step, turn the tables into E A and U A^-1 (the same
+    # skip-gram, sparse SGD: after each step, turn the tables into E A and U A^-1 (the same
     # scores, the same loss) whose E'E - U'U moved as the plain small steps of the objective's
     # default batch size would have moved it (objectives._rebalance). None: off, but on where
     # auto takes curvature steps above the objective's balance_above (skip-gram: 262,144 pairs;

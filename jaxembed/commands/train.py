@@ -260,7 +260,7 @@ def register(subparsers) -> None:
         "--row-balance",
         choices=("on", "off"),
         default=None,
-        help="sparse SGD: after each step, rebalance the input and output tables (the same "
+        help="skip-gram, sparse SGD: after each step, rebalance the input and output tables (the same "
         "scores) as the small steps of the default --batch-size would have left them; default "
         "off, on where auto takes newton steps above 262,144 skip-gram pairs",
     )
