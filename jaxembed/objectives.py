@@ -628,14 +628,15 @@ def _scaled(grads, scales):
     return tuple(g * s[:, None] for g, s in zip(grads, scales, strict=True))
 
 
-# Matrix products of the rebalance: float32 throughout (a GPU's default would round to TF32).
-_EXACT = jax.lax.Precision.HIGHEST
+def _mm(a, b):
+    """The rebalance's matrix products: float32 throughout (a GPU's default would round to TF32)."""
+    return jnp.matmul(a, b, precision=jax.lax.Precision.HIGHEST)
 
 
 def _gram_gap(params):
     """E'E - U'U (D x D) of the input table E and the output table U."""
     embed, out = params["embed"], params["out"]
-    return jnp.matmul(embed.T, embed, precision=_EXACT) - jnp.matmul(out.T, out, precision=_EXACT)
+    return _mm(embed.T, embed) - _mm(out.T, out)
 
 
 def _small_steps_gram(rows: int, per: int, ids, grads, pairs):
@@ -658,7 +659,7 @@ def _small_steps_gram(rows: int, per: int, ids, grads, pairs):
     keys_N = (pairs_N // per) * rows + ids_N
     _, slot_N = jnp.unique(keys_N, size=n, fill_value=0, return_inverse=True)
     sums_SxD = jax.ops.segment_sum(grad_NxD, slot_N.reshape(n), num_segments=n)
-    return jnp.matmul(sums_SxD.T, sums_SxD, precision=_EXACT)
+    return _mm(sums_SxD.T, sums_SxD)
 
 
 def _rebalance(params, target_DxD, stretch_max: float = 1.0):
@@ -677,21 +678,16 @@ def _rebalance(params, target_DxD, stretch_max: float = 1.0):
     or shrunk by more than exp(stretch_max) in one step.
     """
     embed, out = params["embed"], params["out"]
-    gram_e = jnp.matmul(embed.T, embed, precision=_EXACT)
-    gram_u = jnp.matmul(out.T, out, precision=_EXACT)
+    gram_e, gram_u = _mm(embed.T, embed), _mm(out.T, out)
     lam_D, w_DxD = jnp.linalg.eigh(gram_e + gram_u)
-
-    def mm(a, b):
-        return jnp.matmul(a, b, precision=_EXACT)
-
-    rest_DxD = mm(w_DxD.T, mm(target_DxD - gram_e + gram_u, w_DxD))
+    rest_DxD = _mm(w_DxD.T, _mm(target_DxD - gram_e + gram_u, w_DxD))
     sums_DxD = jnp.maximum(lam_D[:, None] + lam_D[None, :], 1e-12)
-    x_DxD = mm(w_DxD, mm(rest_DxD / sums_DxD, w_DxD.T))
+    x_DxD = _mm(w_DxD, _mm(rest_DxD / sums_DxD, w_DxD.T))
     mu_D, y_DxD = jnp.linalg.eigh((x_DxD + x_DxD.T) / 2)
     mu_D = jnp.clip(mu_D, -stretch_max, stretch_max)
-    a_DxD = mm(y_DxD * jnp.exp(mu_D)[None, :], y_DxD.T)
-    a_inv_DxD = mm(y_DxD * jnp.exp(-mu_D)[None, :], y_DxD.T)
-    return {"embed": mm(embed, a_DxD), "out": mm(out, a_inv_DxD)}
+    a_DxD = _mm(y_DxD * jnp.exp(mu_D)[None, :], y_DxD.T)
+    a_inv_DxD = _mm(y_DxD * jnp.exp(-mu_D)[None, :], y_DxD.T)
+    return {"embed": _mm(embed, a_DxD), "out": _mm(out, a_inv_DxD)}
 
 
 class _SparseStep(NamedTuple):
@@ -758,20 +754,20 @@ def _word2vec_sparse(
     return loss_sum, params, opt_state
 
 
-def _small_steps_drift(step: _SparseStep, rows, in_ids, grad_in, in_pairs, out_ids, grad_u):
+def _small_steps_drift(step: _SparseStep, rows, in_ids, grad_in, out_ids, grad_u):
     """lr^2 sum_i (G_E,i' G_E,i - G_U,i' G_U,i) over the batch's small steps of the objective's
-    default batch size: how plain SGD's small steps would move E'E - U'U (`_rebalance`)."""
+    default batch size: how plain SGD's small steps would move E'E - U'U (`_rebalance`).
+    Skip-gram's (`Objective.balances`): input row b is pair b's."""
     config, batch, noise_GxK = step.config, step.batch, step.noise_GxK
     per = get(config.objective).batch_size
     examples = batch["center_B"].shape[0]
-    in_pairs_N = jnp.arange(examples) if in_pairs is None else in_pairs.reshape(-1)
     if len(out_ids) == 1:  # one draw a pair: pair b's centre and noise rows, J of them
         out_pairs = (jnp.arange(out_ids[0].shape[0]) // (out_ids[0].shape[0] // examples),)
     else:  # the centres, then each group's K noise rows at its first pair
         groups, negative = noise_GxK.shape
         group_K = jnp.repeat(jnp.arange(groups) * (examples // groups), negative)
         out_pairs = (jnp.arange(examples), group_K)
-    gram_in = _small_steps_gram(rows, per, in_ids, grad_in, (in_pairs_N,))
+    gram_in = _small_steps_gram(rows, per, in_ids, grad_in, (jnp.arange(examples),))
     gram_out = _small_steps_gram(rows, per, out_ids, grad_u, out_pairs)
     return step.lr * step.lr * (gram_in - gram_out)
 
@@ -815,7 +811,7 @@ def _word2vec_sparse_pass(step: _SparseStep, params, opt_state, left, first=Fals
     in_ids = (in_ids.reshape(-1),)
     drift = None
     if first and step.balance:
-        drift = _small_steps_drift(step, embed.shape[0], in_ids, grad_in, in_pairs, out_ids, grad_u)
+        drift = _small_steps_drift(step, embed.shape[0], in_ids, grad_in, out_ids, grad_u)
     if rule != "none":
         in_slots, out_slots = _slots(embed.shape[0], in_ids), _slots(embed.shape[0], out_ids)
     if step.krylov:
