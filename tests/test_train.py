@@ -22,6 +22,14 @@ from jaxembed import train as tr
 V, D, B = 32, 16, 8
 
 
+def _fast_first(cases, fast):
+    """Parametrize cases, the first `fast` in the default run, the rest marked slow (CI runs
+    them): the default run keeps one case of each value, the full grid stays tested."""
+    return [
+        c if i < fast else pytest.param(*c, marks=pytest.mark.slow) for i, c in enumerate(cases)
+    ]
+
+
 def _batch(objective, seed=0, batch=B, window=2, vocab=V, length=6):
     """A random batch in jaxembed.data's format (one step, numpy)."""
     rng = np.random.default_rng(seed)
@@ -482,8 +490,8 @@ def _crowded_batch():
 
 
 @pytest.mark.parametrize("rule", ["newton", "sequential", "implicit"])
-@pytest.mark.parametrize("share", [1, 2])
-@pytest.mark.parametrize("vocab", [9, 40])  # row totals: V x D for the output rows; by slot
+# vocab 9: row totals V x D for the output rows; 40: by slot. Two cases cover both of each.
+@pytest.mark.parametrize("share, vocab", _fast_first([(1, 9), (2, 40), (1, 40), (2, 9)], 2))
 def test_curvature_row_scales_step_along_the_gradient(rule, share, vocab):
     """Each row r moves by -min(lr, 1/h) g (newton) or -lr g / (1 + lr h) (implicit), where g is
     its summed gradient and h = g' H g / |g|^2, with g and H (the row's block of the Hessian)
@@ -531,9 +539,12 @@ def _filtered_step(rule, hess_DxD, grad_D, t):
 
 
 @pytest.mark.parametrize("rule, dim", [("implicit", 4), ("newton", 2)])
-@pytest.mark.parametrize("passes", [1, 2])
-@pytest.mark.parametrize("share", [1, 2])
-@pytest.mark.parametrize("vocab", [9, 40])  # V slots; a slot per occurrence
+# vocab 9: V slots; 40: a slot per occurrence. Two cases cover every value of each.
+@pytest.mark.parametrize(
+    "passes, share, vocab",
+    _fast_first([(1, 1, 9), (2, 2, 40), (1, 1, 40), (1, 2, 9), (1, 2, 40), (2, 1, 9), (2, 1, 40),
+                 (2, 2, 9)], 2),
+)  # fmt: skip
 def test_every_direction_of_a_rows_curvature_takes_the_rules_own_step(
     rule, dim, passes, share, vocab
 ):
@@ -663,7 +674,9 @@ def test_auto_row_passes_are_two_above_the_objectives_size(objective):
     [
         # two directions, two passes, each row's step at most 1.0 long
         ("bound_steps_above", {}, {"row_passes": 2, "row_directions": 2}),
-        ("four_passes_above", {}, {"row_passes": 2, "row_directions": 2}),  # the same
+        pytest.param(  # the same (slow: the case above runs it)
+            "four_passes_above", {}, {"row_passes": 2, "row_directions": 2}, marks=pytest.mark.slow
+        ),
         # along the gradient alone: four passes there, bounded
         ("four_passes_above", {"row_directions": 1}, {"row_passes": 4, "row_directions": 1}),
     ],
@@ -868,11 +881,12 @@ def _assert_same_tables(results, reference):
     "objective, rule",
     [
         ("skipgram", "auto"),
-        ("skipgram", "newton"),  # the rule of large batches: its row totals span the mesh
-        ("skipgram", "newton x2"),  # row_passes=2: what each row has left spans it too
-        ("skipgram", "implicit k2 x2"),  # its Krylov directions span it too
-        ("skipgram", "newton k2 x2"),
-        ("skipgram", "newton k2 x2 balance"),  # its Gram matrices span the mesh
+        ("skipgram", "newton x2"),  # its row totals and what each row has left span the mesh
+        ("skipgram", "newton k2 x2 balance"),  # its Krylov directions and Gram matrices too
+        # each piece on its own (slow: the two above run them all)
+        pytest.param("skipgram", "newton", marks=pytest.mark.slow),
+        pytest.param("skipgram", "implicit k2 x2", marks=pytest.mark.slow),
+        pytest.param("skipgram", "newton k2 x2", marks=pytest.mark.slow),
         pytest.param("cbow", "auto", marks=pytest.mark.slow),
         pytest.param("cbow", "newton", marks=pytest.mark.slow),
     ],
