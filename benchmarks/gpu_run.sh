@@ -9,7 +9,8 @@
 #    on the GPU, each objective in OBJECTIVES (default "skipgram cbow"), JAXEMBED_ARGS added to
 #    `jaxembed train`, at most BENCH_S seconds (default 300).
 # 2. The step alone at GPU batch sizes (benchmarks/train_step.py: pairs/s and GB/s of row traffic,
-#    to hold against the memory roofline), STEP_ARGS, at most STEP_S seconds (default 60).
+#    to hold against the memory roofline; float32 and bfloat16 tables), STEP_ARGS, at most STEP_S
+#    seconds (default 60).
 # 3. The embedding, training and device-batch tests on the GPU, at most TEST_S (default 120).
 # STEP_S=0 or TEST_S=0 leaves that part out.
 # Logs and JSON go to $OUT if set (the device tool's folder), else ./gpu-out. Check the whole
@@ -40,7 +41,7 @@ if [ "${STEP_S:-60}" != 0 ]; then
   echo "== 2. the step alone ($(date +%T))"
   timeout "${STEP_S:-60}" python3 benchmarks/train_step.py --vocab 61286 --dim 200 --update sparse \
     --share-negatives 64 --steps 16 --repeats 5 \
-    ${STEP_ARGS:---batch 65536 262144 1048576} 2>&1 | tee "$out/train_step.txt"
+    ${STEP_ARGS:---batch 65536 262144 1048576 --table-dtype float32 bfloat16} 2>&1 | tee "$out/train_step.txt"
 fi
 if [ "${TEST_S:-120}" != 0 ]; then
   echo "== 3. tests on the device ($(date +%T))"

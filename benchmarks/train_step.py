@@ -10,8 +10,9 @@ milliseconds per step, pairs per second (median of --repeats timed calls) and th
 bandwidth of the step's row traffic, to compare with the device's memory roofline (an H200 reads
 about 4.8 TB/s, a 2-core CPU a few GB/s): `row_bytes` counts, for each row a sparse step
 gathers (skip-gram: B context rows, B centre rows, ceil(B / G) * K noise rows), one read by the
-gather and one read and one write by the scatter-add, 4 bytes a float (dense steps move the
-whole tables instead and are reported the same way, as a floor). `--row-scale` picks the
+gather and one read and one write by the scatter-add, 4 bytes a float, 2 with `--table-dtype
+bfloat16` (`TrainConfig.table_dtype`, labelled "bf16"; dense steps move the whole tables instead
+and are reported the same way, as a floor). `--row-scale` picks the
 large-batch rule (`TrainConfig.row_scale`; "auto", the default, is plain SGD up to 4,096 pairs and
 the newton step above): the line names the rule that ran; its GB/s count the same row traffic,
 so a newton step's extra passes over its row totals show as a lower figure. `--row-passes` sets
@@ -70,7 +71,7 @@ def time_step(config: TrainConfig, vocab_size: int, batch: int, steps: int, repe
 def row_bytes(config: TrainConfig, batch: int) -> int:
     """Bytes of table rows a sparse skip-gram step moves: gathers, and scatter-adds (read+write)."""
     rows = 2 * batch + -(-batch // config.share_negatives) * config.negative
-    return rows * config.dim * 4 * 3
+    return rows * config.dim * (2 if config.table_dtype == "bfloat16" else 4) * 3
 
 
 def main() -> None:
@@ -101,6 +102,12 @@ def main() -> None:
         default=[None],
         help="TrainConfig.row_directions values to time (implicit, newton; default: the config's)",
     )
+    parser.add_argument(
+        "--table-dtype",
+        nargs="+",
+        default=["float32"],
+        help="TrainConfig.table_dtype values to time (bfloat16: sparse SGD only)",
+    )
     parser.add_argument("--repeats", type=int, default=5)
     args = parser.parse_args()
     print(
@@ -116,8 +123,9 @@ def main() -> None:
         args.row_scale,
         args.row_passes,
         args.row_directions,
+        args.table_dtype,
     )
-    for optimizer, vocab_size, dim, batch, update, share, rule, passes, directions in grid:
+    for optimizer, vocab_size, dim, batch, update, share, rule, passes, directions, dtype in grid:
         config = TrainConfig(
             dim=dim,
             update=update,
@@ -125,6 +133,7 @@ def main() -> None:
             share_negatives=share,
             row_scale=rule,
             row_passes=passes,
+            table_dtype=dtype,
         )
         if directions is not None:
             config = dataclasses.replace(config, row_directions=directions)
@@ -136,6 +145,8 @@ def main() -> None:
             ran += f" x{row_passes(config, batch)}"
         if row_balance(config, batch):
             ran += " bal"
+        if dtype == "bfloat16":
+            ran += " bf16"
         print(
             f"{optimizer:5s} {update:6s} V={vocab_size:6d} D={dim:4d} B={batch:7d} G={share:4d} "
             f"{ran:12s}: "

@@ -196,7 +196,7 @@ class FitResult:
         """The random table training started from (the same rows `fit` allocated)."""
         rows = jm.padded_vocab_size(len(self.vocab))
         state = tr.init_state(self.train_config, rows)
-        return np.asarray(tr.input_table(state))[: len(self.vocab)]
+        return np.asarray(tr.input_table(state), np.float32)[: len(self.vocab)]
 
 
 def fit(
@@ -306,7 +306,8 @@ def fit(
             if failed and work != out:  # the old run stays as it was
                 shutil.rmtree(work, ignore_errors=True)
         data.release_free_memory()  # the last checkpoint's host copies
-        table_VxD = jm.to_host(tr.input_table(state))[: len(corpus.vocab)]
+        # float32, whatever the table's own dtype (TrainConfig.table_dtype)
+        table_VxD = np.asarray(jm.to_host(tr.input_table(state)), np.float32)[: len(corpus.vocab)]
         summary = _summary(run, corpus, started) | {"finished": finished, **first_call}
         if jax.process_index() == 0:
             if finished:
@@ -580,6 +581,7 @@ def _check_same_settings(saved: dict, current: dict, out: Path, train_config) ->
     saved.get("train", {}).setdefault("row_passes", 1)
     saved.get("train", {}).setdefault("row_directions", 1)
     saved.get("train", {}).setdefault("row_balance", False)
+    saved.get("train", {}).setdefault("table_dtype", "float32")
     saved.get("train", {}).setdefault("ns_exponent", 0.75)
     for settings in (saved, current):  # "auto" and None are what they pick for the batch size
         train, batch_size = settings.get("train", {}), settings.get("fit", {}).get("batch_size")

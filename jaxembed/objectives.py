@@ -47,7 +47,7 @@ from jaxembed.losses import (
     pair_weights,
     shared_negative_sampling_rows,
 )
-from jaxembed.rows import sample_noise, sparse_update
+from jaxembed.rows import sample_noise, sparse_update, stochastic_round
 
 # ---------------------------------------------------------------------------- word2vec steps
 
@@ -84,6 +84,20 @@ def draw_noise(
     return jax.vmap(lambda k: sample_noise(k, *alias, shape))(keys)
 
 
+# fold_in tag of the bfloat16 rounding keys: apart from the noise draws' fold_in(key, step)
+_ROUNDING = 0x726F756E
+
+
+def rounding_key(config: Any, state: Any) -> jax.Array | None:
+    """The key the step `state.step` rounds its bfloat16 tables with (`TrainConfig.table_dtype`;
+    `jaxembed.rows.stochastic_round`); None for float32 tables. Like the noise draws, it depends
+    on the step's number alone, so a resumed run rounds as an uninterrupted one."""
+    if config.table_dtype == "float32":
+        return None
+    key = jax.random.fold_in(jax.random.wrap_key_data(state.key), _ROUNDING)
+    return jax.random.fold_in(key, state.step)
+
+
 def _pad_to_groups(config, batch: Mapping[str, jax.Array]) -> dict:
     """Pads a batch whose size is not a multiple of share_negatives with pairs that weigh 0.
 
@@ -104,6 +118,12 @@ def _pad_to_groups(config, batch: Mapping[str, jax.Array]) -> dict:
     return {name: padded(name, x) for name, x in batch.items()}
 
 
+def _rows(table_VxD, ids):
+    """The table's rows `ids`, as float32 (a bfloat16 table's rows are computed with in float32:
+    `TrainConfig.table_dtype`)."""
+    return table_VxD.at[ids].get(mode="promise_in_bounds").astype(jnp.float32)
+
+
 def _skipgram_context(embed_VxD, batch):
     """Skip-gram's input: the context word's row; its gradient goes to that row.
 
@@ -111,7 +131,7 @@ def _skipgram_context(embed_VxD, batch):
     the pair of each input row: None where input row b is pair b's).
     """
     ids_B = batch["context_B"]
-    v_BxD = embed_VxD.at[ids_B].get(mode="promise_in_bounds")
+    v_BxD = _rows(embed_VxD, ids_B)
     return ids_B, v_BxD, lambda grad_v_BxD: grad_v_BxD, batch["mask_B"], None
 
 
@@ -124,7 +144,7 @@ def _cbow_context(embed_VxD, batch):
     """
     if "context_L" not in batch:
         ids_BxC, mask_BxC = batch["context_BxC"], batch["context_mask_BxC"]
-        v_BxD = cbow_mean(embed_VxD.at[ids_BxC].get(mode="promise_in_bounds"), mask_BxC)
+        v_BxD = cbow_mean(_rows(embed_VxD, ids_BxC), mask_BxC)
 
         def spread_padded(grad_v_BxD):
             return mask_BxC[:, :, None] * grad_v_BxD[:, None, :]
@@ -132,7 +152,7 @@ def _cbow_context(embed_VxD, batch):
         pairs_BxC = jnp.broadcast_to(jnp.arange(ids_BxC.shape[0])[:, None], ids_BxC.shape)
         return ids_BxC, v_BxD, spread_padded, mask_BxC, pairs_BxC
     ids_L, center_L, mask_L = batch["context_L"], batch["slot_center_L"], batch["slot_mask_L"]
-    rows_LxD = embed_VxD.at[ids_L].get(mode="promise_in_bounds")
+    rows_LxD = _rows(embed_VxD, ids_L)
     v_BxD = cbow_mean_flat(rows_LxD, center_L, mask_L, batch["center_B"].shape[0])
 
     def spread(grad_v_BxD):
@@ -635,7 +655,7 @@ def _mm(a, b):
 
 def _gram_gap(params):
     """E'E - U'U (D x D) of the input table E and the output table U."""
-    embed, out = params["embed"], params["out"]
+    embed, out = (params[name].astype(jnp.float32) for name in ("embed", "out"))
     return _mm(embed.T, embed) - _mm(out.T, out)
 
 
@@ -662,7 +682,7 @@ def _small_steps_gram(rows: int, per: int, ids, grads, pairs):
     return _mm(sums_SxD.T, sums_SxD)
 
 
-def _rebalance(params, target_DxD, stretch_max: float = 1.0):
+def _rebalance(params, target_DxD, stretch_max: float = 1.0, key=None):
     """The tables E A and U A^-1 (A symmetric positive definite), whose scores E U' - and so the
     loss - are the step's own, with E'E - U'U moved to `target_DxD` (to first order in log A).
 
@@ -675,9 +695,11 @@ def _rebalance(params, target_DxD, stretch_max: float = 1.0):
     WordSim-353 at 512k-1M skip-gram pairs (BENCHMARKS.md, section 7). Every invertible A leaves
     the scores as they are; with A = exp(X), X symmetric, E'E - U'U moves by X S + S X (S =
     E'E + U'U) to first order, solved for X in the eigenbasis of S. No direction is stretched
-    or shrunk by more than exp(stretch_max) in one step.
+    or shrunk by more than exp(stretch_max) in one step. bfloat16 tables are rounded back at
+    random with `key` (`jaxembed.rows.stochastic_round`).
     """
-    embed, out = params["embed"], params["out"]
+    dtype = params["embed"].dtype
+    embed, out = (params[name].astype(jnp.float32) for name in ("embed", "out"))
     gram_e, gram_u = _mm(embed.T, embed), _mm(out.T, out)
     lam_D, w_DxD = jnp.linalg.eigh(gram_e + gram_u)
     rest_DxD = _mm(w_DxD.T, _mm(target_DxD - gram_e + gram_u, w_DxD))
@@ -687,7 +709,14 @@ def _rebalance(params, target_DxD, stretch_max: float = 1.0):
     mu_D = jnp.clip(mu_D, -stretch_max, stretch_max)
     a_DxD = _mm(y_DxD * jnp.exp(mu_D)[None, :], y_DxD.T)
     a_inv_DxD = _mm(y_DxD * jnp.exp(-mu_D)[None, :], y_DxD.T)
-    return {"embed": _mm(embed, a_DxD), "out": _mm(out, a_inv_DxD)}
+    tables = {"embed": _mm(embed, a_DxD), "out": _mm(out, a_inv_DxD)}
+    if dtype == jnp.float32:
+        return tables
+    in_key, out_key = jax.random.split(key, 2)
+    return {
+        "embed": stochastic_round(tables["embed"], in_key, dtype),
+        "out": stochastic_round(tables["out"], out_key, dtype),
+    }
 
 
 class _SparseStep(NamedTuple):
@@ -705,6 +734,7 @@ class _SparseStep(NamedTuple):
     step_max: float | None  # row_step_max's pick
     directions: int  # row_directions's pick
     balance: bool  # row_balance's pick
+    key: jax.Array | None  # a bfloat16 table's rounding key (this pass's; float32: None)
 
     @property
     def krylov(self) -> bool:
@@ -728,6 +758,7 @@ def _word2vec_sparse(
     step_max,
     directions,
     balance=False,
+    key=None,
 ):
     """Gather the rows, closed-form row gradients, optax on those rows, scatter back. newton
     makes `passes` (`row_passes`) such passes over the batch, each at the rows the last one
@@ -735,10 +766,16 @@ def _word2vec_sparse(
     with `row_directions` 2, make `passes` steps of lr / passes each (`_krylov_steps`). The loss
     is the first pass's. No row moves further than `step_max` (`row_step_max`) in the step.
     With `balance` (`row_balance`) the tables are then rebalanced as the small steps the batch
-    stands for would have left them (`_rebalance`)."""
+    stands for would have left them (`_rebalance`). `key` rounds bfloat16 tables
+    (`TrainConfig.table_dtype`), a key a pass and one for the rebalance."""
     common = (context, config, rule, tx, batch, noise_GxK, weight_BxJ, lr)
     step = _SparseStep(
-        *common, passes=passes, step_max=step_max, directions=directions, balance=balance
+        *common,
+        passes=passes,
+        step_max=step_max,
+        directions=directions,
+        balance=balance,
+        key=None if key is None else jax.random.fold_in(key, 0),
     )
     newton_passes = step.passes > 1 and rule == "newton" and not step.krylov
     left = (lr, lr) if newton_passes else (None, None)  # each table's rate left, a row at a time
@@ -747,10 +784,13 @@ def _word2vec_sparse(
     loss_sum, params, opt_state, left, drift = _word2vec_sparse_pass(
         step, params, opt_state, left, first=True
     )
-    for _ in range(step.passes - 1):
+    for i in range(1, step.passes):
+        if key is not None:
+            step = step._replace(key=jax.random.fold_in(key, i))
         _, params, opt_state, left, _ = _word2vec_sparse_pass(step, params, opt_state, left)
     if balance:
-        params = _rebalance(params, target_DxD + drift)
+        rounding = None if key is None else jax.random.fold_in(key, step.passes)
+        params = _rebalance(params, target_DxD + drift, key=rounding)
     return loss_sum, params, opt_state
 
 
@@ -775,7 +815,8 @@ def _small_steps_drift(step: _SparseStep, rows, in_ids, grad_in, out_ids, grad_u
 def _word2vec_sparse_pass(step: _SparseStep, params, opt_state, left, first=False):
     """One pass of `_word2vec_sparse`; the first also returns `_small_steps_drift` when the step
     rebalances (else None)."""
-    context, config, rule, tx, batch, noise_GxK, weight_BxJ, lr, passes, step_max, k, _ = step
+    context, config, rule, tx, batch, noise_GxK, weight_BxJ, lr, passes, step_max, k, _, _ = step
+    in_key, out_key = (None, None) if step.key is None else jax.random.split(step.key, 2)
     embed, out = params["embed"], params["out"]
     center_B, dim = batch["center_B"], embed.shape[1]
     in_ids, v_BxD, spread, in_weights, in_pairs = context(embed, batch)
@@ -783,7 +824,7 @@ def _word2vec_sparse_pass(step: _SparseStep, params, opt_state, left, first=Fals
         out_ids_BxJ = jnp.concatenate([center_B[:, None], noise_GxK], axis=1)
         # Materialise the IDs: fused into the gather, they would be recomputed for every float.
         out_ids_BxJ = jax.lax.optimization_barrier(out_ids_BxJ)
-        u_BxJxD = out.at[out_ids_BxJ].get(mode="promise_in_bounds")
+        u_BxJxD = _rows(out, out_ids_BxJ)
         u_pos_BxD, u_neg_GxKxD = u_BxJxD[:, 0], u_BxJxD[:, 1:]
         out_ids = (out_ids_BxJ.reshape(-1),)
         out_weights = ((weight_BxJ > 0).astype(jnp.float32).reshape(-1),)
@@ -792,8 +833,8 @@ def _word2vec_sparse_pass(step: _SparseStep, params, opt_state, left, first=Fals
             loss_sum, grad_v_BxD, grad_u_BxJxD = negative_sampling_rows(v_BxD, u_BxJxD, weight_BxJ)
             return loss_sum, grad_v_BxD, (grad_u_BxJxD.reshape(-1, dim),)
     else:
-        u_pos_BxD = out.at[center_B].get(mode="promise_in_bounds")
-        u_neg_GxKxD = out.at[noise_GxK].get(mode="promise_in_bounds")
+        u_pos_BxD = _rows(out, center_B)
+        u_neg_GxKxD = _rows(out, noise_GxK)
         out_ids = (center_B, noise_GxK.reshape(-1))
         # A shared noise row carries the gradients of the pairs of its group that score it.
         groups, negative = noise_GxK.shape
@@ -856,7 +897,9 @@ def _word2vec_sparse_pass(step: _SparseStep, params, opt_state, left, first=Fals
         if rule == "sequential":
             # The input rows move first; the output rows then take their step against the moved
             # input rows, so that no score moves by both of its rows' steps at once.
-            embed, opt_embed = sparse_update(tx, embed, opt_state["embed"], in_ids, grad_in)
+            embed, opt_embed = sparse_update(
+                tx, embed, opt_state["embed"], in_ids, grad_in, key=in_key
+            )
             _, v_BxD, _, _, _ = context(embed, batch)
             _, _, grad_u = rows(v_BxD)
             bend_BxJ = _bends(v_BxD, u_pos_BxD, u_neg_GxKxD, weight_BxJ)
@@ -873,8 +916,8 @@ def _word2vec_sparse_pass(step: _SparseStep, params, opt_state, left, first=Fals
         grad_in = _scaled(grad_in, _row_scales(counting, in_slots, (in_weights.reshape(-1),)))
         grad_u = _scaled(grad_u, _row_scales(counting, out_slots, out_weights))
     if rule != "sequential":
-        embed, opt_embed = sparse_update(tx, embed, opt_state["embed"], in_ids, grad_in)
-    out, opt_out = sparse_update(tx, out, opt_state["out"], out_ids, grad_u)
+        embed, opt_embed = sparse_update(tx, embed, opt_state["embed"], in_ids, grad_in, key=in_key)
+    out, opt_out = sparse_update(tx, out, opt_state["out"], out_ids, grad_u, key=out_key)
     params = {"embed": embed, "out": out}
     return loss_sum, params, {"embed": opt_embed, "out": opt_out}, left, drift
 
@@ -916,6 +959,7 @@ def _word2vec_update(context, config, tx, state, batch, alias, lr):
             step_max=step_max,
             directions=directions,
             balance=balance,
+            key=rounding_key(config, state),
         )
         if config.sparse
         else _word2vec_dense
@@ -927,17 +971,19 @@ def _word2vec_update(context, config, tx, state, batch, alias, lr):
 
 
 def _word2vec_init(key, config, rows):
-    """word2vec's tables: input rows uniform in +-0.5/D (word2vec.c, gensim), output rows 0."""
-    return _word2vec_tables(key, rows, config.dim), ("['embed']", "['out']")
+    """word2vec's tables: input rows uniform in +-0.5/D (word2vec.c, gensim), output rows 0;
+    in `TrainConfig.table_dtype`."""
+    tables = _word2vec_tables(key, rows, config.dim, config.table_dtype)
+    return tables, ("['embed']", "['out']")
 
 
-@functools.partial(jax.jit, static_argnums=(1, 2))
-def _word2vec_tables(key, rows: int, dim: int) -> dict:
+@functools.partial(jax.jit, static_argnums=(1, 2, 3))
+def _word2vec_tables(key, rows: int, dim: int, dtype: str = "float32") -> dict:
     # Jitted: the random bits, their conversion and scaling fuse into the one output buffer (run
     # op by op, each made its own V x D temporary: 150 MB more peak memory at 61k x 200).
     bound = 0.5 / dim
-    embed = jax.random.uniform(key, (rows, dim), jnp.float32, -bound, bound)
-    return {"embed": embed, "out": jnp.zeros((rows, dim), jnp.float32)}
+    embed = jax.random.uniform(key, (rows, dim), jnp.float32, -bound, bound).astype(dtype)
+    return {"embed": embed, "out": jnp.zeros((rows, dim), dtype)}
 
 
 def _skipgram_batches(corpus, train, fit, epoch, start_batch):

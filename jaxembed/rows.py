@@ -89,19 +89,45 @@ def row_state_mask(tx: optax.GradientTransformation, opt_state: Any) -> Any:
     return tree_map_params(tx, lambda _: True, opt_state, transform_non_params=lambda _: False)
 
 
+def stochastic_round(x: jax.Array, key: jax.Array, dtype: Any = jnp.bfloat16) -> jax.Array:
+    """float32 values rounded to bfloat16 up or down at random, up with a chance equal to the
+    value's distance from the bfloat16 below it over the gap between the two: unbiased,
+    E[round(x)] = x. Round-to-nearest would drop every update smaller than half the gap
+    (bfloat16 keeps 8 significant bits: its gaps are 0.4-0.8% of the value), and a late word2vec
+    step is such an update; rounded at random, such updates still add up on average.
+
+    Example:
+      >>> x = jnp.full((100_000,), 1.0 + 2.0**-10)  # 1/8 of the way from 1 to the next bfloat16
+      >>> r = stochastic_round(x, jax.random.key(0))
+      >>> sorted(set(r.astype(jnp.float32).tolist())), round(float(r.astype(jnp.float32).mean()), 4)
+      ([1.0, 1.0078125], 1.001)
+    """
+    if jnp.dtype(dtype) != jnp.bfloat16:
+        raise ValueError(f"stochastic_round rounds float32 to bfloat16; got dtype {dtype}")
+    # bfloat16 is float32's upper 16 bits: add 16 random low bits, then cut them off. On the
+    # magnitude (sign apart) that rounds up exactly when the random bits pass the dropped ones.
+    bits = jax.lax.bitcast_convert_type(x.astype(jnp.float32), jnp.uint32)
+    noise = jax.random.bits(key, x.shape, jnp.uint32) >> 16
+    cut = (bits + noise) & jnp.uint32(0xFFFF0000)
+    return jax.lax.bitcast_convert_type(cut, jnp.float32).astype(jnp.bfloat16)
+
+
 def sparse_update(
     tx: optax.GradientTransformation,
     table_VxD: jax.Array,
     opt_state: Any,
     ids: jax.Array | tuple[jax.Array, ...],
     grads: jax.Array | tuple[jax.Array, ...],
+    key: jax.Array | None = None,
 ) -> tuple[jax.Array, Any]:
     """Applies optax to the rows `ids` only and scatters them back into the table.
 
     A stateless transform (SGD) is linear in the gradient, so each occurrence's update is
     scattered with ``.at[].add`` and duplicates sum. A transform with per-row state (Adam's
     moments) needs one gradient per row: duplicates are summed onto unique rows, their state rows
-    gathered, updated by optax and set back ("lazy Adam").
+    gathered, updated by optax and set back ("lazy Adam"). A bfloat16 table is updated likewise,
+    a row at a time: its rows are gathered as float32, take their summed update there and are
+    set back rounded at random with `key` (`stochastic_round`).
 
     Args:
       tx: the optax transform (its state holds the learning rate as a hyperparameter).
@@ -110,6 +136,7 @@ def sparse_update(
       ids: (N,) rows the gradient rows belong to, duplicates allowed; or a tuple of such pieces
         (SGD scatters each piece as it is, which is cheaper than concatenating them first).
       grads: (N, D) gradient rows, or a tuple of pieces matching `ids`.
+      key: a bfloat16 table's rounding key (float32 tables: not used).
 
     Returns:
       (new table, new optimiser state).
@@ -123,7 +150,10 @@ def sparse_update(
     """
     ids, grads = (ids, grads) if isinstance(ids, tuple) else ((ids,), (grads,))
     per_row = row_state_mask(tx, opt_state)
-    if not any(jax.tree.leaves(per_row)):
+    rounded = table_VxD.dtype != jnp.float32
+    if rounded and key is None:
+        raise ValueError(f"a {table_VxD.dtype} table's update needs a rounding key - pass key")
+    if not any(jax.tree.leaves(per_row)) and not rounded:
         rows = tuple(table_VxD.at[i].get(mode="promise_in_bounds") for i in ids)
         updates, opt_state = tx.update(grads, opt_state, rows)
         for ids_N, updates_NxD in zip(ids, updates, strict=True):
@@ -139,10 +169,14 @@ def sparse_update(
         return leaf.at[unique_N].get(mode="fill", fill_value=0) if row else leaf
 
     rows_state = jax.tree.map(gather, opt_state, per_row)
-    updates_NxD, new_rows_state = tx.update(grads_NxD, rows_state, gather(table_VxD, True))
+    rows_NxD = gather(table_VxD, True).astype(jnp.float32)
+    updates_NxD, new_rows_state = tx.update(grads_NxD, rows_state, rows_NxD)
 
     def scatter(leaf, new_leaf, row):
         return leaf.at[unique_N].set(new_leaf, mode="drop") if row else new_leaf
 
     opt_state = jax.tree.map(scatter, opt_state, new_rows_state, per_row)
+    if rounded:
+        new_NxD = stochastic_round(rows_NxD + updates_NxD, key, table_VxD.dtype)
+        return table_VxD.at[unique_N].set(new_NxD, mode="drop"), opt_state
     return table_VxD.at[unique_N].add(updates_NxD, mode="drop"), opt_state

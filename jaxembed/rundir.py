@@ -324,9 +324,12 @@ def _local_checksums(x: Any) -> tuple[int, int]:
 
 
 def _words(block: np.ndarray) -> np.ndarray:
-    """The block as uint32 words: its bits where its items are 4 bytes, else its values."""
+    """The block as uint32 words: its bits where its items are 4 or 2 bytes (bfloat16 tables),
+    else its values."""
     if block.dtype.itemsize == 4:
         return np.ascontiguousarray(block).view(np.uint32)
+    if block.dtype.itemsize == 2:
+        return np.ascontiguousarray(block).view(np.uint16).astype(np.uint32)
     return block.astype(np.uint32)
 
 

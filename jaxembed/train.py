@@ -56,6 +56,7 @@ from jaxembed.rows import alias_tables
 
 OPTIMIZERS = ("sgd", "adam", "adamw")
 UPDATES = ("auto", "sparse", "dense")
+TABLE_DTYPES = ("float32", "bfloat16")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -112,6 +113,10 @@ class TrainConfig:
     # auto takes curvature steps above the objective's balance_above (skip-gram: 262,144 pairs;
     # objectives.row_balance; BENCHMARKS.md, 7)
     row_balance: bool | None = None
+    # word2vec, sparse SGD: "bfloat16" keeps both tables in bfloat16 (half the memory and half
+    # the bytes each step gathers and scatters, the bound of a GPU step); every step computes
+    # in float32 and rounds the rows it sets back at random (jaxembed.rows.stochastic_round)
+    table_dtype: str = "float32"
     context_length: int = 64  # next-token: positions in the position table (T)
     seed: int = 1  # initial table and noise-word draws
 
@@ -123,6 +128,14 @@ class TrainConfig:
         one_of("optimizer", self.optimizer, OPTIMIZERS)
         one_of("update", self.update, UPDATES)
         one_of("row_scale", self.row_scale, ob.ROW_SCALES)
+        one_of("table_dtype", self.table_dtype, TABLE_DTYPES)
+        if self.table_dtype != "float32" and not (self.sparse and self.optimizer == "sgd"):
+            raise ParameterError(
+                f"table_dtype={self.table_dtype!r} is for word2vec's sparse SGD step (skip-gram, "
+                f"CBOW) - use table_dtype='float32' with objective={self.objective!r}, "
+                f"optimizer={self.optimizer!r} and update={self.update!r}",
+                "table_dtype",
+            )
         if self.row_scale not in ("auto", "none") and not self.sparse:
             raise ParameterError(
                 f"row_scale={self.row_scale!r} scales the rows of a sparse word2vec step - use "
@@ -283,7 +296,9 @@ def init_state(config: TrainConfig, vocab_size: int) -> TrainState:
     params, table_paths = objective.init(init_key, config, vocab_size)
     is_table = _mask(params, table_paths)
     if objective.sparse:  # one optimiser state per table: its rows are gathered with the table's
-        opt_state = {name: tx.init(table) for name, table in params.items()}
+        # optax takes its state's dtypes from the table's: a bfloat16 table's (SGD: its learning
+        # rate) stays float32, as every step computes
+        opt_state = {name: tx.init(table.astype(jnp.float32)) for name, table in params.items()}
         opt_tables = {
             name: tree_map_params(
                 tx, lambda _, t=is_table[name]: t, opt_state[name], transform_non_params=_false

@@ -321,6 +321,19 @@ def test_train_step_names_the_directions_a_rule_resolves(monkeypatch, capsys):
     assert ran == want, lines
 
 
+def test_train_step_counts_half_the_bytes_of_bfloat16_tables(monkeypatch, capsys):
+    argv = ["train_step.py", "--vocab", "300", "--dim", "8", "--batch", "4096", "--update",
+            "sparse", "--steps", "1", "--repeats", "1", "--table-dtype", "float32", "bfloat16"]  # fmt: skip
+    monkeypatch.setattr(sys, "argv", argv)
+    module = _load("train_step")
+    module.main()
+    lines = [line for line in capsys.readouterr().out.splitlines() if "ms/step" in line]
+    ran = [line.split(":")[0].split("G=")[1].split()[1:] for line in lines]
+    assert ran == [["none"], ["none", "bf16"]], lines
+    wide, half = (module.TrainConfig(dim=8, table_dtype=t) for t in ("float32", "bfloat16"))
+    assert module.row_bytes(wide, 4096) == 2 * module.row_bytes(half, 4096)
+
+
 def test_batch_quality_shuffles_the_corpus_lines_by_seed(tmp_path):
     lines = [f"line {i} of words\n" for i in range(50)]
     copies = []

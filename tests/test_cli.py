@@ -65,6 +65,11 @@ def test_library_errors_name_python_parameters():
         (["--objective", "glove"], "--objective must be one of"),
         (["--lr", "0.0001", "--min-lr", "0.01"], "need --lr > 0 and 0 <= --min-lr <= --lr"),
         (["--objective", "cbow", "--row-balance", "on"], "--row-balance rebalances skip-gram's"),
+        (
+            ["--optimizer", "adam", "--table-dtype", "bfloat16"],
+            "--table-dtype bfloat16 is for word2vec's sparse SGD step .* use --table-dtype "
+            "float32 with",
+        ),
     ],
 )
 def test_train_errors_name_the_flags(capsys, corpus, tmp_path, flags, message):
@@ -237,4 +242,5 @@ def test_train_flag_choices_are_the_librarys():
         "--row-scale": ob.ROW_SCALES,
         "--split": jm.SPLITS,
         "--row-balance": ("on", "off"),  # TrainConfig.row_balance True / False (None: unset)
+        "--table-dtype": tr.TABLE_DTYPES,
     }

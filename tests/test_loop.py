@@ -381,6 +381,26 @@ def test_a_balanced_run_resumes_bit_exactly_and_keeps_its_balance(corpus, tmp_pa
     np.testing.assert_array_equal(resumed.table_VxD, whole.table_VxD)
 
 
+def test_a_bfloat16_run_resumes_bit_exactly_from_bfloat16_checkpoints(corpus, tmp_path):
+    """table_dtype="bfloat16": the checkpoint holds bfloat16 tables, kill + resume ==
+    uninterrupted (the rounding keys follow the step number), the table comes back as float32
+    close to the float32 run's, and resuming it as float32 is refused."""
+    half = TrainConfig(**{**vars(TRAIN), "table_dtype": "bfloat16"})
+    whole = loop.fit([corpus], tmp_path / "whole", half, FIT, progress=False)
+    wide = loop.fit([corpus], tmp_path / "wide", TRAIN, FIT, progress=False)
+    assert whole.table_VxD.dtype == np.float32
+    assert abs(whole.summary["loss"] - wide.summary["loss"]) < 0.01 * wide.summary["loss"]
+    five = loop.FitConfig(**{**vars(FIT), "max_steps": 5})
+    part = loop.fit([corpus], tmp_path / "part", half, five, progress=False)
+    assert part.state.params["embed"].dtype == jax.numpy.bfloat16
+    with pytest.raises(
+        ValueError, match="table_dtype: 'bfloat16' in the checkpoint, 'float32' now"
+    ):
+        loop.fit([corpus], tmp_path / "part", TRAIN, FIT, resume=True, progress=False)
+    resumed = loop.fit([corpus], tmp_path / "part", half, FIT, resume=True, progress=False)
+    np.testing.assert_array_equal(resumed.table_VxD, whole.table_VxD)
+
+
 def test_a_diverging_newton_batch_is_told_to_bound_the_rows_steps():
     from jaxembed import cli
 

@@ -12,6 +12,7 @@ import chex
 import jax
 import jax.numpy as jnp
 import numpy as np
+import optax
 import pytest
 
 from jaxembed import losses, rows
@@ -178,6 +179,96 @@ def test_sparse_and_dense_sgd_give_the_same_table(objective, share):
             state, _ = step(state, _batch(objective, seed))
         tables[update] = state.params
     chex.assert_trees_all_close(tables["sparse"], tables["dense"], rtol=1e-5, atol=1e-7)
+
+
+def _bfloat16_neighbours(x):
+    """The bfloat16 values just below and above each float32 magnitude (as float32, signed)."""
+    bits = np.asarray(x, np.float32).view(np.uint32)
+    low = bits & np.uint32(0xFFFF0000)
+    return low.view(np.float32), (low + np.uint32(0x10000)).view(np.float32)
+
+
+def test_stochastic_round_picks_a_neighbour_and_is_unbiased():
+    x = np.asarray(jax.random.normal(jax.random.key(0), (64,)), np.float32)
+    low, high = _bfloat16_neighbours(x)
+    draws = np.stack(
+        [np.asarray(rows.stochastic_round(x, jax.random.key(k)), np.float32) for k in range(400)]
+    )
+    assert np.all((draws == low) | (draws == high))
+    share_up = (x - low) / (high - low)  # the chance of rounding (the magnitude) up
+    up = np.mean(draws == high, axis=0)
+    assert np.all(np.abs(up - share_up) < 4 * np.sqrt(share_up * (1 - share_up) / 400) + 1e-6)
+    with pytest.raises(ValueError, match="rounds float32 to bfloat16"):
+        rows.stochastic_round(x, jax.random.key(0), jnp.float16)
+
+
+def test_bfloat16_rows_keep_updates_that_rounding_to_nearest_drops():
+    """200 SGD updates of +1e-4 each on entries of 1.0, where bfloat16's spacing is 2^-7: rounded
+    to nearest every one is lost; rounded at random the entries reach 1.02 on average."""
+    tx = optax.inject_hyperparams(optax.sgd)(learning_rate=1e-4)
+    table = jnp.ones((3, 4096), jnp.bfloat16)
+    state = tx.init(table.astype(jnp.float32))
+    ids, grads = jnp.array([1]), -jnp.ones((1, 4096))
+    for k in range(200):
+        table, state = rows.sparse_update(tx, table, state, ids, grads, key=jax.random.key(k))
+    assert table.dtype == jnp.bfloat16
+    values = np.asarray(table, np.float32)
+    assert abs(values[1].mean() - 1.02) < 2e-3
+    assert np.all(values[[0, 2]] == 1.0)  # rows not updated are not rounded either
+    nearest = jnp.ones((4096,), jnp.bfloat16)
+    for _ in range(200):
+        nearest = (nearest.astype(jnp.float32) + 1e-4).astype(jnp.bfloat16)
+    assert np.all(np.asarray(nearest, np.float32) == 1.0)
+    with pytest.raises(ValueError, match="needs a rounding key - pass key"):
+        rows.sparse_update(tx, table, state, ids, grads)
+
+
+@pytest.mark.parametrize(
+    "objective, extra",
+    [
+        ("skipgram", {}),
+        ("cbow", {}),
+        ("skipgram", {"row_scale": "newton", "row_directions": 2, "row_passes": 2}),
+        ("skipgram", {"row_scale": "newton", "row_balance": True}),  # the rebalance rounds too
+    ],
+)
+def test_a_bfloat16_step_is_the_float32_step_rounded(objective, extra):
+    """From the same (bfloat16) tables, every entry of a one-pass bfloat16 step's tables is one
+    of the two bfloat16 values around the float32 step's, and the rows the batch does not touch
+    stay as they were: the step computes in float32 and rounds once. A second pass (or the
+    rebalance) starts from rounded rows, so there each entry is within a few roundings of its
+    row's largest entry."""
+    config = tr.TrainConfig(objective=objective, dim=D, share_negatives=1, **extra)
+    half = dataclasses.replace(config, table_dtype="bfloat16")
+    assert all(t.dtype == jnp.bfloat16 for t in tr.init_state(half, V).params.values())
+    state = _random_state(half)  # random float32 tables, rounded to bfloat16 here
+    params = {k: v.astype(jnp.bfloat16) for k, v in state.params.items()}
+    state = state.replace(params=params)
+    wide = state.replace(params={k: v.astype(jnp.float32) for k, v in params.items()})
+    batch = _batch(objective, seed=3)
+    got, _ = tr.make_train_step(half, _noise())(_copy(state), batch)
+    want, _ = tr.make_train_step(config, _noise())(_copy(wide), batch)
+    touched = _touched_rows(config, wide, batch)
+    for name, moved in zip(("embed", "out"), touched, strict=True):
+        assert got.params[name].dtype == jnp.bfloat16
+        x, r = np.asarray(want.params[name]), np.asarray(got.params[name], np.float32)
+        low, high = _bfloat16_neighbours(x)
+        gap = np.abs(high - low)
+        if extra.get("row_passes", 1) > 1 or extra.get("row_balance"):
+            gap = 4 * 2.0**-8 * np.abs(x).max(axis=1, keepdims=True)
+        assert np.all(np.abs(r - x) <= gap * 1.001), name  # a neighbour (summation order apart)
+        if "row_balance" not in extra:  # the rebalance moves every row
+            still = sorted(set(range(V)) - moved)
+            np.testing.assert_array_equal(r[still], np.asarray(params[name], np.float32)[still])
+
+
+def test_table_dtype_bfloat16_is_for_the_sparse_sgd_step():
+    tr.TrainConfig(objective="cbow", table_dtype="bfloat16")
+    for extra in ({"optimizer": "adam"}, {"update": "dense"}, {"objective": "next-token"}):
+        with pytest.raises(ValueError, match="table_dtype='bfloat16' is for word2vec's sparse SGD"):
+            tr.TrainConfig(table_dtype="bfloat16", **extra)
+    with pytest.raises(ValueError, match="table_dtype must be one of"):
+        tr.TrainConfig(table_dtype="float16")
 
 
 def test_lazy_adam_matches_adam_on_rows_it_touches_and_freezes_skipped_rows():
@@ -833,7 +924,9 @@ _SHARDED_SCRIPT = textwrap.dedent(
                 want = (V // parts, D) if split == "rows" else (V, D // parts)
                 assert sharding.shard_shape((V, D)) == want, sharding
             table = jm.to_host(state.params)
-            results[objective + "/" + name] = {{k: v.tolist() for k, v in table.items()}}
+            results[objective + "/" + name] = {{
+                k: np.asarray(v, np.float32).tolist() for k, v in table.items()
+            }}
     if jax.process_index() == 0:
         with open({out!r}, "w") as f:
             json.dump(results, f)
@@ -883,6 +976,7 @@ def _assert_same_tables(results, reference):
         ("skipgram", "auto"),
         ("skipgram", "newton x2"),  # its row totals and what each row has left span the mesh
         ("skipgram", "newton k2 x2 balance"),  # its Krylov directions and Gram matrices too
+        ("cbow", "auto bfloat16"),  # the rounding bits of each row, wherever it lives
         # each piece on its own (slow: the two above run them all)
         pytest.param("skipgram", "newton", marks=pytest.mark.slow),
         pytest.param("skipgram", "implicit k2 x2", marks=pytest.mark.slow),
@@ -903,6 +997,7 @@ def test_eight_devices_give_the_same_table_as_one(tmp_path, objective, rule):
     train = {"row_scale": rule.split()[0], "row_passes": 2 if " x2" in rule else None}
     train["row_directions"] = 2 if " k2" in rule else 1
     train["row_balance"] = rule.endswith("balance") or None
+    train["table_dtype"] = "bfloat16" if rule.endswith("bfloat16") else "float32"
     results = _run_script(tmp_path, setup, meshes, [objective], env_extra=env, train=train)
     assert len(results) == 4
     _assert_same_tables(results, "one")

@@ -264,6 +264,14 @@ def register(subparsers) -> None:
         "scores) as the small steps of the default --batch-size would have left them; default "
         "off, on where auto takes newton steps above 262,144 skip-gram pairs",
     )
+    g.add_argument(
+        "--table-dtype",
+        choices=("float32", "bfloat16"),
+        default="float32",
+        help="word2vec, sparse SGD: the tables' dtype; bfloat16 halves their memory and the "
+        "bytes a step moves (a GPU step's bound), computing in float32 and rounding each row "
+        "set back at random (BENCHMARKS.md, section 7)",
+    )
     g.add_argument("--seed", type=int, default=1, help="random seed")
     g = p.add_argument_group("run")
     g.add_argument("--checkpoint-every", type=int, default=0, help="steps; 0 = at the end only")
@@ -378,6 +386,7 @@ def run_train(args: argparse.Namespace) -> int:
         row_passes=args.row_passes,
         row_directions=args.row_directions,
         row_balance=None if args.row_balance is None else args.row_balance == "on",
+        table_dtype=args.table_dtype,
         context_length=args.context_length,
         seed=args.seed,
     )
