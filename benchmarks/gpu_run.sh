@@ -10,7 +10,7 @@
 #    `jaxembed train`, at most BENCH_S seconds (default 300).
 # 2. The step alone at GPU batch sizes (benchmarks/train_step.py: pairs/s and GB/s of row traffic,
 #    to hold against the memory roofline; float32 and bfloat16 tables), STEP_ARGS, at most STEP_S
-#    seconds (default 60).
+#    seconds (default 90).
 # 3. The embedding, training and device-batch tests on the GPU, at most TEST_S (default 120).
 # STEP_S=0 or TEST_S=0 leaves that part out.
 # Logs and JSON go to $OUT if set (the device tool's folder), else ./gpu-out. Check the whole
@@ -37,9 +37,9 @@ timeout "${BENCH_S:-300}" python3 benchmarks/train_vs_gensim.py --corpus .gpu-pa
 echo "exit $?"
 grep -v "^\[" "$out/train_vs_gensim.txt" | tail -n 30
 
-if [ "${STEP_S:-60}" != 0 ]; then
+if [ "${STEP_S:-90}" != 0 ]; then
   echo "== 2. the step alone ($(date +%T))"
-  timeout "${STEP_S:-60}" python3 benchmarks/train_step.py --vocab 61286 --dim 200 --update sparse \
+  timeout "${STEP_S:-90}" python3 benchmarks/train_step.py --vocab 61286 --dim 200 --update sparse \
     --share-negatives 64 --steps 16 --repeats 5 \
     ${STEP_ARGS:---batch 65536 262144 1048576 --table-dtype float32 bfloat16} 2>&1 | tee "$out/train_step.txt"
 fi

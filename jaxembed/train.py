@@ -330,7 +330,9 @@ def _mask(params: Any, paths: tuple[str, ...]) -> Any:
 
 
 def input_table(state: TrainState) -> jax.Array:
-    """The learned token table (V, D): word2vec's input vectors, or next-token's tied table."""
+    """The learned token table (V, D): word2vec's input vectors, or next-token's tied table, in
+    its own dtype (bfloat16 under `TrainConfig.table_dtype="bfloat16"`; `loop.fit`'s
+    `table_VxD` is float32 either way)."""
     if not state.tables:
         raise ValueError("this TrainState declares no tables - make it with init_state")
     for path, leaf in jax.tree_util.tree_leaves_with_path(state):
