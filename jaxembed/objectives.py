@@ -734,7 +734,7 @@ class _SparseStep(NamedTuple):
     step_max: float | None  # row_step_max's pick
     directions: int  # row_directions's pick
     balance: bool  # row_balance's pick
-    key: jax.Array | None  # a bfloat16 table's rounding key (this pass's; float32: None)
+    key: jax.Array | None  # a bfloat16 table's rounding key (the step's; float32: None)
 
     @property
     def krylov(self) -> bool:
@@ -775,19 +775,15 @@ def _word2vec_sparse(
         step_max=step_max,
         directions=directions,
         balance=balance,
-        key=None if key is None else jax.random.fold_in(key, 0),
+        key=key,
     )
     newton_passes = step.passes > 1 and rule == "newton" and not step.krylov
     left = (lr, lr) if newton_passes else (None, None)  # each table's rate left, a row at a time
     if balance:
         target_DxD = _gram_gap(params)
-    loss_sum, params, opt_state, left, drift = _word2vec_sparse_pass(
-        step, params, opt_state, left, first=True
-    )
+    loss_sum, params, opt_state, left, drift = _word2vec_sparse_pass(step, params, opt_state, left)
     for i in range(1, step.passes):
-        if key is not None:
-            step = step._replace(key=jax.random.fold_in(key, i))
-        _, params, opt_state, left, _ = _word2vec_sparse_pass(step, params, opt_state, left)
+        _, params, opt_state, left, _ = _word2vec_sparse_pass(step, params, opt_state, left, i)
     if balance:
         rounding = None if key is None else jax.random.fold_in(key, step.passes)
         params = _rebalance(params, target_DxD + drift, key=rounding)
@@ -812,11 +808,13 @@ def _small_steps_drift(step: _SparseStep, rows, in_ids, grad_in, out_ids, grad_u
     return step.lr * step.lr * (gram_in - gram_out)
 
 
-def _word2vec_sparse_pass(step: _SparseStep, params, opt_state, left, first=False):
-    """One pass of `_word2vec_sparse`; the first also returns `_small_steps_drift` when the step
-    rebalances (else None)."""
+def _word2vec_sparse_pass(step: _SparseStep, params, opt_state, left, index=0):
+    """Pass `index` of `_word2vec_sparse`; the first (0) also returns `_small_steps_drift` when
+    the step rebalances (else None). A bfloat16 table rounds with fold_in(step.key, index)."""
     context, config, rule, tx, batch, noise_GxK, weight_BxJ, lr, passes, step_max, k, _, _ = step
-    in_key, out_key = (None, None) if step.key is None else jax.random.split(step.key, 2)
+    in_key, out_key = (None, None)
+    if step.key is not None:
+        in_key, out_key = jax.random.split(jax.random.fold_in(step.key, index), 2)
     embed, out = params["embed"], params["out"]
     center_B, dim = batch["center_B"], embed.shape[1]
     in_ids, v_BxD, spread, in_weights, in_pairs = context(embed, batch)
@@ -851,7 +849,7 @@ def _word2vec_sparse_pass(step: _SparseStep, params, opt_state, left, first=Fals
     grad_in = (spread(grad_v_BxD).reshape(-1, dim),)
     in_ids = (in_ids.reshape(-1),)
     drift = None
-    if first and step.balance:
+    if index == 0 and step.balance:
         drift = _small_steps_drift(step, embed.shape[0], in_ids, grad_in, out_ids, grad_u)
     if rule != "none":
         in_slots, out_slots = _slots(embed.shape[0], in_ids), _slots(embed.shape[0], out_ids)
