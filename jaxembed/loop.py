@@ -546,6 +546,8 @@ def _settings(paths, corpus: Corpus, train_config: tr.TrainConfig, config: FitCo
         "vocab_digest": vocab.hexdigest(),
         "train": dataclasses.asdict(train_config),
         "fit": fit_settings,
+        # what "auto" and None picked for this batch size: a later version may pick otherwise
+        "row_step": ob.row_step(train_config, config.batch_size),
     }
 
 
@@ -583,8 +585,12 @@ def _check_same_settings(saved: dict, current: dict, out: Path, train_config) ->
     saved.get("train", {}).setdefault("row_balance", False)
     saved.get("train", {}).setdefault("table_dtype", "float32")
     saved.get("train", {}).setdefault("ns_exponent", 0.75)
-    for settings in (saved, current):  # "auto" and None are what they pick for the batch size
+    for settings in (saved, current):  # "auto" and None are what they picked for the batch size
         train, batch_size = settings.get("train", {}), settings.get("fit", {}).get("batch_size")
+        picked = settings.pop("row_step", None)
+        if picked is not None:  # as the run recorded it
+            train.update(picked)
+            continue
         if batch_size is None or "row_scale" not in train:
             continue
         try:

@@ -365,6 +365,36 @@ def test_a_run_resumes_under_the_row_setting_its_batch_size_picks(corpus, tmp_pa
         loop.fit([corpus], tmp_path / "two", picked, FIT, resume=True, progress=False)
 
 
+def test_a_run_resumes_under_the_row_step_it_recorded(corpus, tmp_path):
+    """A checkpoint records what "auto" and None picked for its batch size (settings' row_step):
+    where a later version picks another step for the same settings, resume names the setting
+    rather than go on with another step; a checkpoint saved before the record is compared with
+    what this version picks."""
+    newton = TrainConfig(**{**vars(TRAIN), "row_scale": "newton"})
+    whole = loop.fit([corpus], tmp_path / "whole", newton, FIT, progress=False)
+    part = tmp_path / "part"
+    loop.fit(
+        [corpus], part, newton, loop.FitConfig(**{**vars(FIT), "max_steps": 5}), progress=False
+    )
+    metas = list(part.glob(f"{rundir.CHECKPOINTS}/*/meta/metadata"))
+    assert json.loads(metas[0].read_text())["settings"]["row_step"] == ob.row_step(
+        newton, FIT.batch_size
+    )
+
+    def edit(change):
+        for meta in metas:
+            saved = json.loads(meta.read_text())
+            change(saved["settings"])
+            meta.write_text(json.dumps(saved))
+
+    edit(lambda s: s["row_step"].update(row_passes=2))  # as if None had picked two passes
+    with pytest.raises(ValueError, match="row_passes: 2 in the checkpoint, 1 now"):
+        loop.fit([corpus], part, newton, FIT, resume=True, progress=False)
+    edit(lambda s: s.pop("row_step"))  # saved before the record
+    resumed = loop.fit([corpus], part, newton, FIT, resume=True, progress=False)
+    np.testing.assert_array_equal(resumed.table_VxD, whole.table_VxD)
+
+
 def test_a_balanced_run_resumes_bit_exactly_and_keeps_its_balance(corpus, tmp_path):
     """row_balance=True (off at this batch size under None): kill + resume == uninterrupted, and
     resuming it under None, which picks off here, is refused."""
