@@ -195,7 +195,9 @@ def row_passes(config: Any, batch_size: int) -> int:
     one direction of a row's curvature (`row_directions`), four above its `four_passes_above`:
     at 262,144 skip-gram pairs one newton pass a step was 1.7 analogy points short of the CPU's
     batch (mean of two seeds), two passes were 0.2 points short; at 1,048,576 (bounded, one
-    direction, one seed) two were 3.7 short, four 1.5 (BENCHMARKS.md, section 7). implicit: one.
+    direction, one seed) two were 3.7 short, four 1.5 (BENCHMARKS.md, section 7). Where newton
+    resolves two directions, the objective's `two_directions_passes` if it sets one (CBOW: one
+    pass). implicit: one.
 
     Example:
       >>> from jaxembed.train import TrainConfig
@@ -203,6 +205,8 @@ def row_passes(config: Any, batch_size: int) -> int:
       [1, 1, 2, 2]
       >>> row_passes(TrainConfig(row_directions=1), 1048576)
       4
+      >>> [row_passes(TrainConfig(objective="cbow"), b) for b in (512, 65536, 131072)]
+      [1, 2, 1]
     """
     rule = row_scale(config, batch_size)
     if rule not in ("newton", "implicit"):
@@ -212,8 +216,11 @@ def row_passes(config: Any, batch_size: int) -> int:
     if rule == "implicit":
         return 1
     objective = get(config.objective)
+    directions = row_directions(config, batch_size)
+    if directions > 1 and objective.two_directions_passes is not None:
+        return objective.two_directions_passes
     four = objective.four_passes_above
-    if four is not None and batch_size > four and row_directions(config, batch_size) == 1:
+    if four is not None and batch_size > four and directions == 1:
         return 4
     above = objective.two_passes_above
     return 1 if above is None or batch_size <= above else 2
@@ -1066,6 +1073,9 @@ class Objective(NamedTuple):
     # TrainConfig.row_directions=None under row_scale="auto": newton resolves two directions of
     # each row's curvature in a step larger than this (None: one at any size)
     two_directions_above: int | None = None
+    # TrainConfig.row_passes=None: the passes of a newton step that resolves two directions
+    # (None: as for one direction, by batch size)
+    two_directions_passes: int | None = None
     # TrainConfig.row_step_max=None under row_scale="auto": no row moves further than 1.0 in a
     # step larger than this (None: no limit at any size)
     bound_steps_above: int | None = None
@@ -1129,10 +1139,13 @@ CBOW = Objective(
     share_negatives=16,
     # one newton pass was within 1 point at 32,768 centres (~180k pairs), 7 points short at
     # 131,072, where two passes were 0.9 short (mean of two seeds; 1.8 at equal chunks); two
-    # passes in two directions, bounded: 1.7 above at equal chunks, WordSim-353 -0.010 (one seed;
+    # passes in two directions, bounded: 1.2 points above at equal chunks but WordSim-353 0.016
+    # below; one pass in two directions, bounded: 0.1 points below, WordSim-353 0.002 above
+    # (three seeds each). 65,536 centres, two passes along the gradient: -0.3, -0.003 (one seed;
     # BENCHMARKS.md, section 7)
     two_passes_above=32768,
     two_directions_above=65536,
+    two_directions_passes=1,
     bound_steps_above=65536,
     **_WORD2VEC,
 )

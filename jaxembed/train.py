@@ -98,8 +98,9 @@ class TrainConfig:
     # rows the last one moved, every row spending at most lr over them all - a row stopped at
     # the minimum along its gradient goes on from there, the others are done after one pass.
     # None: 1, 2 above the objective's two_passes_above, 4 above its four_passes_above where
-    # newton resolves one direction (objectives.row_passes). implicit, and newton with
-    # row_directions 2: steps of lr / passes each (implicit's None: 1)
+    # newton resolves one direction, its two_directions_passes where two (CBOW: 1;
+    # objectives.row_passes). implicit, and newton with row_directions 2: steps of lr / passes
+    # each (implicit's None: 1)
     row_passes: int | None = None
     # implicit and newton: directions of each row's curvature its step resolves
     # (objectives._krylov_steps: a Krylov subspace of the row's block of the step's Hessian);

@@ -799,7 +799,27 @@ def test_auto_bounds_each_rows_step_above_the_objectives_size(above, auto, given
     cbow = tr.TrainConfig(objective="cbow")
     assert [ob.row_directions(cbow, b) for b in (65536, 131072)] == [1, 2]
     assert [ob.row_step_max(cbow, b) for b in (65536, 131072)] == [None, 1.0]
-    assert ob.row_passes(cbow, 131072) == 2
+    assert [ob.row_passes(cbow, b) for b in (65536, 131072)] == [2, 1]
+
+
+def test_auto_takes_cbows_two_direction_step_in_one_pass():
+    """CBOW above two_directions_above: auto's newton step resolves two directions in one pass
+    (two_directions_passes; two passes cost WordSim-353 there), bounded: the tables of newton
+    with those settings given, other tables than with two passes."""
+    size = ob.get("cbow").two_directions_above + 64
+    batch = _batch("cbow", seed=5, batch=size, vocab=64)
+    given = {"row_scale": "newton", "row_directions": 2, "row_step_max": 1.0}
+    tables = {}
+    for name, extra in (
+        ("auto", {}),
+        ("one", {**given, "row_passes": 1}),
+        ("two", {**given, "row_passes": 2}),
+    ):
+        config = tr.TrainConfig(objective="cbow", dim=8, lr=0.5, **extra)
+        state, _ = tr.make_train_step(config, _noise(64))(_random_state(config, vocab=64), batch)
+        tables[name] = jax.tree.map(np.asarray, state.params)
+    chex.assert_trees_all_equal(tables["auto"], tables["one"])
+    assert not np.allclose(tables["auto"]["embed"], tables["two"]["embed"])
 
 
 def test_small_steps_gram_sums_each_small_steps_row_totals():
