@@ -587,9 +587,9 @@ def _check_same_settings(saved: dict, current: dict, out: Path, train_config) ->
     saved.get("train", {}).setdefault("ns_exponent", 0.75)
     for settings in (saved, current):  # "auto" and None are what they picked for the batch size
         train, batch_size = settings.get("train", {}), settings.get("fit", {}).get("batch_size")
-        picked = settings.pop("row_step", None)
-        if picked is not None:  # as the run recorded it
-            train.update(picked)
+        recorded = settings.pop("row_step", None)  # only a checkpoint from before it lacks one
+        if recorded is not None:
+            train.update(recorded)
             continue
         if batch_size is None or "row_scale" not in train:
             continue
